@@ -1,0 +1,66 @@
+"""The French analyzer shared by keyword search and sentence scoring.
+
+Lower-cases, splits off elisions (l’, d’, qu’...), keeps numbers and percentages whole
+(«88%», «16,5%», «2015»), drops French stop words, stems with Snowball French, then folds
+accents, so «développement» and «developpement» meet, at index and at query time alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_FRENCH
+
+VERSION = 1  # bump when the analysis changes: stored keyword indexes then need a rebuild
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
+# A number (with , or . decimals and an optional %), or a word that may hold apostrophes.
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*\s?%|\d+(?:[.,]\d+)*|[^\W\d_]+(?:'[^\W\d_]+)*")
+_ELISION = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)'(?=[^\W\d_])")
+
+
+def fold_accents(text: str) -> str:
+    """«été» -> «ete», «œuvre» -> «oeuvre»."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+# «été» is also a noun (summer) and «a» a verb worth nothing: keep the first, drop the second.
+_STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"}) - {"ete"}
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("french")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and numbers, elisions split off, before stemming."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
+    text = text.replace("œ", "oe").replace("æ", "ae")
+    out: list[str] = []
+    for token in _TOKEN.findall(text):
+        if token[0].isdigit():
+            out.append(token.replace(" ", ""))
+            continue
+        while _ELISION.match(token):
+            token = _ELISION.sub("", token, count=1)
+        out.append(token)
+    return out
+
+
+def analyze(text: str) -> list[str]:
+    """Tokens for keyword search: stop words removed, stemmed, accents folded."""
+    stemmer = _stemmer()
+    tokens: list[str] = []
+    for word in words(text):
+        if word[0].isdigit():
+            tokens.append(word)
+            continue
+        if fold_accents(word) in _STOP_WORDS:
+            continue
+        tokens.append(fold_accents(stemmer.stemWord(word)))
+    return tokens

@@ -1,0 +1,87 @@
+"""Splitting articles into passages that know where they come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from chatbot.corpus import Article
+
+# From the coarsest to the finest break in French prose: paragraphs, lines, sentence ends
+# (French puts a (thin) non-breaking space before ! ? ; : so the break is after them),
+# clause breaks, words. Separators stay at the end of the piece they close.
+FRENCH_SEPARATORS: tuple[str, ...] = (
+    r"\n\s*\n",
+    r"\n",
+    r"(?<=[.!?…»])\s+",
+    r"(?<=[;:])\s+",
+    r"(?<=,)\s+",
+    r"\s+",
+    "",
+)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article: ``article_text[start:end] == text``."""
+
+    id: str
+    article_id: str
+    article_title: str
+    position: int
+    start: int
+    end: int
+    text: str
+
+    def indexed_text(self, with_title: bool) -> str:
+        """The text that is embedded and keyword-indexed for this chunk."""
+        return f"{self.article_title}\n\n{self.text}" if with_title else self.text
+
+
+def chunk_article(article: Article, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
+    """Split one article into chunks of at most ``chunk_size`` characters.
+
+    Chunk ids (``<article id>:<position>``) only depend on the article and the settings, so an
+    unchanged article gets the same ids at every rebuild.
+    """
+    splitter = RecursiveCharacterTextSplitter(
+        separators=list(FRENCH_SEPARATORS),
+        is_separator_regex=True,
+        keep_separator="end",
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        strip_whitespace=True,
+    )
+    chunks: list[Chunk] = []
+    previous_start, previous_end = -1, 0
+    for piece in splitter.split_text(article.text):
+        start = _locate(article.text, piece, previous_start, previous_end, chunk_overlap)
+        if start < 0:  # the splitter only returns substrings; guard the invariant anyway
+            raise ValueError(f"chunk {len(chunks)} of {article.id} is not a substring of the article")
+        position = len(chunks)
+        chunks.append(
+            Chunk(
+                id=f"{article.id}:{position}",
+                article_id=article.id,
+                article_title=article.title,
+                position=position,
+                start=start,
+                end=start + len(piece),
+                text=piece,
+            )
+        )
+        previous_start, previous_end = start, start + len(piece)
+    return chunks
+
+
+def _locate(text: str, piece: str, previous_start: int, previous_end: int, overlap: int) -> int:
+    """Where the splitter took ``piece`` from: after the previous chunk, overlapping it by at most
+    ``overlap`` characters. With repeated text an earlier copy of the same words would also match."""
+    start = text.find(piece, max(previous_start + 1, previous_end - overlap))
+    if start >= 0:
+        return start
+    start = text.find(piece, previous_start + 1)
+    while 0 <= start and start + len(piece) <= previous_end:
+        start = text.find(piece, start + 1)
+    return start

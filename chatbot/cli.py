@@ -1,0 +1,175 @@
+"""The command line: a thin shell over the library. Errors become a message and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import ChatbotError, IndexStateError, QuestionError
+from chatbot.settings import MODES, Settings
+
+EXIT_ERROR = 1
+EXIT_INDEX = 2
+EXIT_USAGE = 64
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings().with_(
+        corpus_dir=args.corpus,
+        index_dir=args.index,
+        model=args.model,
+        mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
+        top_k=getattr(args, "k", None),
+        reranker=getattr(args, "reranker", None),
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build or update the index from the corpus folder.
+
+    Only changed articles are embedded again; when nothing changed it ends at once.
+
+    Example: chatbot index --corpus corpus/ --index index/ --rebuild
+    """
+    from tqdm import tqdm
+
+    from chatbot.embedding import SentenceTransformerEmbedder
+    from chatbot.index import build_index
+
+    settings = _settings(args)
+    bar: tqdm[Any] | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="Embedding chunks", unit="chunk", disable=args.json)
+        bar.update(done - bar.n)
+
+    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+    try:
+        report = build_index(settings, embedder, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for skipped in report.skipped:
+        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    summary = {
+        "articles": report.articles,
+        "chunks": report.chunks,
+        "embedded_articles": report.embedded_articles,
+        "embedded_chunks": report.embedded_chunks,
+        "removed_articles": report.removed_articles,
+        "skipped_files": len(report.skipped),
+        "seconds": round(report.seconds, 3),
+        "written": report.written,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        state = "updated" if report.written else "already up to date"
+        print(
+            f"Index {state} in {settings.index_dir}: {report.articles} articles, {report.chunks} chunks, "
+            f"{report.embedded_articles} articles ({report.embedded_chunks} chunks) embedded, "
+            f"{report.removed_articles} removed, {len(report.skipped)} files skipped, {report.seconds:.2f} s."
+        )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the passages that best match a question.
+
+    Example: chatbot search "Quelle part des entreprises n'est pas sur LinkedIn ?" -k 3 --mode hybrid
+    """
+    from chatbot.retrieval import Retriever
+
+    retriever = Retriever(_settings(args))
+    hits = retriever.search(args.question)
+    if args.json:
+        rows = [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 6),
+                "chunk_id": h.chunk.id,
+                "article": h.chunk.article_title,
+                "start": h.chunk.start,
+                "end": h.chunk.end,
+                "text": h.chunk.text,
+            }
+            for h in hits
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("No passage found.")
+    for hit in hits:
+        print(f"[{hit.rank}] {hit.chunk.article_title}  (score {hit.score:.4f}, {hit.chunk.id})")
+        print("    " + hit.chunk.text.replace("\n", "\n    "))
+        print()
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, help="folder of .md/.txt articles (default: corpus/)")
+    parser.add_argument("--index", type=Path, help="index folder (default: index/)")
+    parser.add_argument("--model", help="embedding model: e5-small, use-multilingual, minilm, a hub name or a path")
+
+
+def _retrieval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=MODES, help="retrieval mode (default: hybrid)")
+    parser.add_argument("--reranker", help="optional CrossEncoder name or path to rerank passages")
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatbot", description="Questions and answers over a folder of French articles."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show log messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Command) -> argparse.ArgumentParser:
+        doc = (func.__doc__ or "").strip()
+        p = sub.add_parser(
+            name,
+            help=doc.splitlines()[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        _common(p)
+        return p
+
+    p = add("index", cmd_index)
+    p.add_argument("--rebuild", action="store_true", help="embed every article again")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add("search", cmd_search)
+    p.add_argument("question")
+    p.add_argument("-k", type=int, help="number of passages (default: 5)")
+    p.add_argument("--json", action="store_true", help="print the passages as JSON")
+    _retrieval_options(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.func(args))
+    except IndexStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INDEX
+    except (ChatbotError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, (QuestionError, ValueError)) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the previous index is unchanged", file=sys.stderr)
+        return 130

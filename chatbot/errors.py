@@ -1,0 +1,39 @@
+"""Domain errors. Library code raises these; the CLI and the web chat turn them into messages."""
+
+from __future__ import annotations
+
+
+class ChatbotError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CorpusError(ChatbotError):
+    """The corpus folder is missing, empty or unreadable."""
+
+
+class IndexStateError(ChatbotError):
+    """Base class of index problems; the message names the command that fixes it."""
+
+
+class IndexMissingError(IndexStateError):
+    """No index has been built in the folder yet."""
+
+
+class IndexCorruptError(IndexStateError):
+    """An index file is missing, truncated, corrupt, or of another format version."""
+
+
+class IndexMismatchError(IndexStateError):
+    """The index was built with other settings (embedder, chunking) than the ones configured."""
+
+
+class IndexLockedError(IndexStateError):
+    """Another indexer is writing to the same index folder."""
+
+
+class QuestionError(ChatbotError):
+    """The question cannot be searched (empty, too long...)."""
+
+
+class ModelError(ChatbotError):
+    """The embedding or reranking model cannot be loaded."""

@@ -1,0 +1,383 @@
+"""The index on disk: FAISS vectors, a BM25 keyword index, chunk metadata and a manifest.
+
+Layout of ``index/``::
+
+    CURRENT               name of the generation in use (replaced atomically)
+    gen-<stamp>/          one complete build
+        manifest.json     format, embedder, settings, article hashes, file sizes and checksums
+        chunks.jsonl      one chunk a line; line i is FAISS row i and BM25 document i
+        vectors.faiss     inner product over L2-normalised vectors
+        bm25/             bm25s files (.npy without pickle, JSON)
+    .lock                 held while an indexer writes
+
+A build writes a new generation and then swaps ``CURRENT``; a crash at any point leaves the
+previous generation whole and in use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chatbot import __version__, analysis
+from chatbot.chunking import Chunk, chunk_article
+from chatbot.corpus import Corpus, Skipped, load_corpus
+from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from chatbot.settings import Settings
+
+if TYPE_CHECKING:
+    import bm25s
+    import faiss
+
+    from chatbot.embedding import Embedder
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+VECTORS = "vectors.faiss"
+BM25_DIR = "bm25"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a call to :func:`build_index` did."""
+
+    articles: int
+    chunks: int
+    embedded_articles: int
+    embedded_chunks: int
+    removed_articles: int
+    seconds: float
+    written: bool
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedIndex:
+    """A verified index, ready to search."""
+
+    path: Path
+    manifest: dict[str, Any]
+    chunks: tuple[Chunk, ...]
+    vectors: faiss.Index
+    bm25: bm25s.BM25
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Bring the index in ``settings.index_dir`` up to date with ``settings.corpus_dir``.
+
+    Only articles whose content changed are chunked and embedded again; deleted articles are
+    dropped; when nothing changed nothing is written and the model is not loaded. With
+    ``rebuild=True`` (or when the stored index is unusable or built with other settings)
+    every article is embedded again.
+
+    Raises:
+        CorpusError: the corpus folder is missing or holds no readable article.
+        IndexLockedError: another indexer is writing to the same folder.
+    """
+    started = time.perf_counter()
+    corpus = load_corpus(settings.corpus_dir)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(settings.index_dir):
+        previous = None if rebuild else _reusable(settings)
+        report = _build(settings, embedder, corpus, previous, progress, started)
+    return report
+
+
+def _build(
+    settings: Settings,
+    embedder: Embedder,
+    corpus: Corpus,
+    previous: LoadedIndex | None,
+    progress: Progress | None,
+    started: float,
+) -> BuildReport:
+    old_articles: dict[str, Any] = previous.manifest["articles"] if previous else {}
+    new_hashes = {a.id: a.content_hash for a in corpus.articles}
+    unchanged = {aid for aid, h in new_hashes.items() if old_articles.get(aid, {}).get("hash") == h}
+    removed = set(old_articles) - set(new_hashes)
+    if previous is not None and unchanged == set(new_hashes) and not removed:
+        return BuildReport(
+            articles=len(corpus.articles),
+            chunks=len(previous.chunks),
+            embedded_articles=0,
+            embedded_chunks=0,
+            removed_articles=0,
+            seconds=time.perf_counter() - started,
+            written=False,
+            skipped=corpus.skipped,
+        )
+
+    old_rows: dict[str, list[int]] = {}
+    if previous is not None:
+        for row, chunk in enumerate(previous.chunks):
+            old_rows.setdefault(chunk.article_id, []).append(row)
+    chunks: list[Chunk] = []
+    reused_vectors: dict[int, np.ndarray] = {}
+    to_embed: list[int] = []
+    for article in corpus.articles:
+        if article.id in unchanged and previous is not None:
+            for row in old_rows.get(article.id, []):
+                reused_vectors[len(chunks)] = previous.vectors.reconstruct(row)
+                chunks.append(previous.chunks[row])
+        else:
+            for chunk in chunk_article(article, settings.chunk_size, settings.chunk_overlap):
+                to_embed.append(len(chunks))
+                chunks.append(chunk)
+
+    texts = [chunks[i].indexed_text(settings.title_in_chunk) for i in to_embed]
+    fresh = _embed(embedder, texts, settings.batch_size, progress)
+    dim = fresh.shape[1] if len(to_embed) else int(previous.manifest["embedder"]["dim"])  # type: ignore[union-attr]
+    matrix = np.zeros((len(chunks), dim), dtype=np.float32)
+    for row, vector in reused_vectors.items():
+        matrix[row] = vector
+    if to_embed:
+        matrix[to_embed] = fresh
+
+    embedded_articles = {chunks[i].article_id for i in to_embed}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "embedder": {"name": embedder.name, "dim": dim},
+        "settings": settings.index_settings(),
+        "analyzer_version": analysis.VERSION,
+        "articles": {
+            a.id: {
+                "title": a.title,
+                "hash": a.content_hash,
+                "path": str(a.path),
+                "chunks": sum(1 for c in chunks if c.article_id == a.id),
+            }
+            for a in corpus.articles
+        },
+    }
+    _write_generation(settings, chunks, matrix, manifest)
+    return BuildReport(
+        articles=len(corpus.articles),
+        chunks=len(chunks),
+        embedded_articles=len(embedded_articles),
+        embedded_chunks=len(to_embed),
+        removed_articles=len(removed),
+        seconds=time.perf_counter() - started,
+        written=True,
+        skipped=corpus.skipped,
+    )
+
+
+def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: Progress | None) -> np.ndarray:
+    parts: list[np.ndarray] = []
+    for start in range(0, len(texts), batch_size):
+        parts.append(embedder.encode_documents(texts[start : start + batch_size]))
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.vstack(parts).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _write_generation(settings: Settings, chunks: list[Chunk], matrix: np.ndarray, manifest: dict[str, Any]) -> None:
+    import bm25s
+    import faiss
+
+    root = settings.index_dir
+    name = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
+            for chunk in chunks:
+                fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        vectors = faiss.IndexFlatIP(matrix.shape[1])
+        vectors.add(matrix)
+        faiss.write_index(vectors, str(tmp / VECTORS))
+        retriever = bm25s.BM25()
+        retriever.index([analysis.analyze(c.indexed_text(settings.title_in_chunk)) for c in chunks], show_progress=False)
+        retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
+        manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
+        _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+        _fsync_tree(tmp)
+        os.rename(tmp, root / name)
+        _write_text(root / CURRENT, name + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in root.iterdir():
+        if old.name != name and (old.name.startswith("gen-") or old.name.startswith(".tmp-gen-")):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_index(settings: Settings) -> LoadedIndex:
+    """Load and verify the index in ``settings.index_dir``.
+
+    Raises:
+        IndexMissingError: no index was built there.
+        IndexCorruptError: a file is missing, truncated or corrupt, or of another format.
+        IndexMismatchError: it was built with another embedder or other chunking settings.
+    """
+    import bm25s
+    import faiss
+
+    path = current_generation(settings.index_dir)
+    manifest = _read_manifest(path)
+    _check_compatible(manifest, settings)
+    for rel, facts in manifest.get("files", {}).items():
+        actual = path / rel
+        if not actual.is_file():
+            raise IndexCorruptError(f"Index file {actual} is missing. {_FIX_REBUILD}")
+        if actual.stat().st_size != facts["size"] or _sha256(actual) != facts["sha256"]:
+            raise IndexCorruptError(f"Index file {actual} is truncated or corrupt. {_FIX_REBUILD}")
+    try:
+        with open(path / CHUNKS, encoding="utf-8") as fh:
+            chunks = tuple(Chunk(**json.loads(line)) for line in fh if line.strip())
+        vectors = faiss.read_index(str(path / VECTORS))
+        keyword = bm25s.BM25.load(str(path / BM25_DIR), allow_pickle=False, show_progress=False)
+    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
+        raise IndexCorruptError(f"Index in {path} cannot be read ({exc}). {_FIX_REBUILD}") from exc
+    if vectors.ntotal != len(chunks) or vectors.d != manifest["embedder"]["dim"]:
+        raise IndexCorruptError(f"Index in {path} is inconsistent (vectors vs chunks). {_FIX_REBUILD}")
+    return LoadedIndex(path=path, manifest=manifest, chunks=chunks, vectors=vectors, bm25=keyword)
+
+
+def index_is_stale(settings: Settings) -> bool:
+    """True when the index is missing, unusable, or does not match the corpus any more.
+
+    Reads the corpus and the manifest only; never loads a model.
+    """
+    try:
+        manifest = _read_manifest(current_generation(settings.index_dir))
+        _check_compatible(manifest, settings)
+    except (IndexMissingError, IndexCorruptError, IndexMismatchError):
+        return True
+    corpus = load_corpus(settings.corpus_dir)
+    stored = {aid: facts["hash"] for aid, facts in manifest["articles"].items()}
+    return stored != {a.id: a.content_hash for a in corpus.articles}
+
+
+def current_generation(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexMissingError(f"No index in {index_dir}. Build it with `chatbot index --index {index_dir}`.")
+    name = pointer.read_text(encoding="utf-8").strip()
+    path = index_dir / name
+    if not name.startswith("gen-") or not path.is_dir():
+        raise IndexCorruptError(f"{pointer} points to a missing build ({name!r}). {_FIX_REBUILD}")
+    return path
+
+
+_FIX_REBUILD = "Rebuild it with `chatbot index --rebuild`."
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexCorruptError(f"The manifest {path / MANIFEST} is missing. {_FIX_REBUILD}") from exc
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"The manifest {path / MANIFEST} is corrupt. {_FIX_REBUILD}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise IndexCorruptError(
+            f"The index in {path} has format version {found!r}; this version of chatbot reads "
+            f"version {FORMAT_VERSION}. {_FIX_REBUILD}"
+        )
+    for key in ("embedder", "settings", "articles", "files"):
+        if key not in manifest:
+            raise IndexCorruptError(f"The manifest {path / MANIFEST} lacks {key!r}. {_FIX_REBUILD}")
+    return manifest
+
+
+def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
+    stored = manifest["settings"]
+    wanted = settings.index_settings()
+    diffs = [f"{key}={stored.get(key)!r} (configured: {wanted[key]!r})" for key in wanted if stored.get(key) != wanted[key]]
+    if diffs:
+        raise IndexMismatchError(
+            f"The index in {settings.index_dir} was built with other settings: {', '.join(diffs)}. "
+            "Run `chatbot index --rebuild` to rebuild it with the configured settings, "
+            "or configure the settings it was built with."
+        )
+    if manifest.get("analyzer_version") != analysis.VERSION:
+        raise IndexMismatchError(f"The keyword index uses an older French analyzer. {_FIX_REBUILD}")
+
+
+def _reusable(settings: Settings) -> LoadedIndex | None:
+    """The stored index if it can seed an incremental build, else ``None`` (full build)."""
+    try:
+        return load_index(settings)
+    except (IndexMissingError, IndexCorruptError, IndexMismatchError) as exc:
+        if not isinstance(exc, IndexMissingError):
+            logger.warning("Full rebuild: %s", exc)
+        return None
+
+
+@contextlib.contextmanager
+def _lock(index_dir: Path) -> Iterator[None]:
+    with open(index_dir / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexLockedError(
+                f"Another `chatbot index` is writing to {index_dir}; wait for it to finish and run it again."
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _data_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def _file_facts(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())

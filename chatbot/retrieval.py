@@ -1,0 +1,147 @@
+"""Finding the passages that answer a question: French BM25, dense vectors, and their fusion."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chatbot import analysis
+from chatbot.chunking import Chunk
+from chatbot.errors import ModelError, QuestionError
+from chatbot.index import LoadedIndex, load_index
+from chatbot.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+    from chatbot.embedding import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk, its score in the mode that found it, and its 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+Ranking = list[tuple[int, float]]  # (chunk row, score), best first
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Strip control characters and lone surrogates; refuse empty or over-long questions.
+
+    Raises:
+        QuestionError: the question is empty or longer than ``max_chars``.
+    """
+    text = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in str(question)
+    )
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("The question is empty.")
+    if len(text) > max_chars:
+        raise QuestionError(f"The question is too long ({len(text)} characters; at most {max_chars}).")
+    return text
+
+
+def rrf_fuse(rankings: list[tuple[Ranking, float]], k: int) -> Ranking:
+    """Weighted reciprocal rank fusion: each list adds ``weight / (k + rank)`` to its items."""
+    scores: dict[int, float] = {}
+    for ranking, weight in rankings:
+        for rank, (row, _) in enumerate(ranking, start=1):
+            scores[row] = scores.get(row, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+class Retriever:
+    """Searches one index. Loads the index at once and the embedding model on first dense query."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, index: LoadedIndex | None = None):
+        self.settings = settings
+        self.index = index if index is not None else load_index(settings)
+        if embedder is None:
+            from chatbot.embedding import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+        self.embedder = embedder
+        self._vocab = self.index.bm25.vocab_dict
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]:
+        return self.index.chunks
+
+    def search(self, question: str, *, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``question`` in ``mode`` (defaults from the settings).
+
+        Raises:
+            QuestionError: the question is empty or too long.
+            ModelError: the embedding (or reranking) model cannot be loaded.
+        """
+        text = clean_question(question, self.settings.max_question_chars)
+        k = k or self.settings.top_k
+        mode = mode or self.settings.mode
+        depth = max(k, self.settings.candidates)
+        if mode == "bm25":
+            ranking = self.keyword(text, depth)
+        elif mode == "dense":
+            ranking = self.dense(text, depth)
+        elif mode == "hybrid":
+            ranking = rrf_fuse(
+                [
+                    (self.keyword(text, depth), self.settings.bm25_weight),
+                    (self.dense(text, depth), self.settings.dense_weight),
+                ],
+                self.settings.rrf_k,
+            )
+        else:
+            raise ValueError(f"Unknown mode {mode!r}; use bm25, dense or hybrid.")
+        if self.settings.reranker:
+            ranking = self._rerank(text, ranking[:depth])
+        return [Hit(self.chunks[row], float(score), rank) for rank, (row, score) in enumerate(ranking[:k], start=1)]
+
+    def keyword(self, text: str, depth: int) -> Ranking:
+        """BM25 over the French analysis; chunks that share no term with the question are left out."""
+        tokens = [t for t in analysis.analyze(text) if t in self._vocab]
+        if not tokens:
+            return []
+        scores = self.index.bm25.get_scores(tokens)
+        return _top(scores, depth, positive_only=True)
+
+    def dense(self, text: str, depth: int) -> Ranking:
+        """Inner product between the question's vector and every chunk's."""
+        query = self.embedder.encode_queries([text])
+        scores, rows = self.index.vectors.search(np.ascontiguousarray(query, dtype=np.float32), min(depth, len(self.chunks)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def _rerank(self, text: str, ranking: Ranking) -> Ranking:
+        if not ranking:
+            return ranking
+        model = _cross_encoder(self.settings.reranker or "")
+        pairs = [(text, self.chunks[row].indexed_text(self.settings.title_in_chunk)) for row, _ in ranking]
+        scores = model.predict(pairs, show_progress_bar=False)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        return [(ranking[i][0], float(scores[i])) for i in order]
+
+
+def _top(scores: np.ndarray, depth: int, positive_only: bool = False) -> Ranking:
+    order = np.argsort(-scores, kind="stable")[:depth]
+    return [(int(i), float(scores[i])) for i in order if not positive_only or scores[i] > 0]
+
+
+@functools.lru_cache(maxsize=2)
+def _cross_encoder(name: str) -> CrossEncoder:
+    from sentence_transformers import CrossEncoder
+
+    try:
+        return CrossEncoder(name, device="cpu")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load reranker {name!r}: {exc}. Give a local CrossEncoder folder or no reranker.") from exc

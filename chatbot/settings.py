@@ -1,0 +1,66 @@
+"""One frozen settings object, gathered in one place, with the defaults chosen by measurement."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+Mode = Literal["bm25", "dense", "hybrid"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the pipeline.
+
+    The ``index_keys`` fields shape what is stored in an index; they are saved in its manifest
+    and an index built with other values is refused (or rebuilt by ``chatbot index``).
+    """
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    # Embedding model: a packaged name ("e5-small", "use-multilingual", "minilm"), a
+    # sentence-transformers model name on the Hugging Face hub, or a local path.
+    model: str = "e5-small"
+    chunk_size: int = 800
+    chunk_overlap: int = 160
+    # Prefix each chunk with its article title before embedding and keyword indexing.
+    title_in_chunk: bool = True
+    mode: Mode = "hybrid"
+    top_k: int = 5
+    # Reciprocal rank fusion: score = sum(weight / (rrf_k + rank)).
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    # How many candidates each retriever passes to the fusion.
+    candidates: int = 50
+    # Optional sentence-transformers CrossEncoder (name or path) to rerank fused candidates.
+    reranker: str | None = None
+    max_question_chars: int = 2000
+    batch_size: int = 32
+
+    index_keys: ClassVar[tuple[str, ...]] = ("model", "chunk_size", "chunk_overlap", "title_in_chunk")
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 50:
+            raise ValueError(f"chunk_size must be at least 50 characters, got {self.chunk_size}.")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap must be between 0 and chunk_size ({self.chunk_size}), got {self.chunk_overlap}."
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}.")
+        if self.rrf_k < 1:
+            raise ValueError(f"rrf_k must be at least 1, got {self.rrf_k}.")
+
+    def index_settings(self) -> dict[str, Any]:
+        """The settings an index depends on, as saved in its manifest."""
+        values = asdict(self)
+        return {key: values[key] for key in self.index_keys}
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,86 @@
+"""Tiny fixtures built by the tests themselves, and a deterministic fake embedder."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.analysis import analyze
+from chatbot.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeEmbedder:
+    """Hashes French-analysed tokens into a fixed-size bag of words: same text, same vector.
+
+    Texts that share words get close vectors, so retrieval behaves sensibly in unit tests.
+    ``calls`` counts encode calls; ``fail_after`` makes it raise once that many documents
+    have been embedded, to simulate a crash in the middle of a build.
+    """
+
+    def __init__(self, name: str = "fake", dim: int = 64, fail_after: int | None = None) -> None:
+        self.name = name
+        self.dim = dim
+        self.calls = 0
+        self.documents = 0
+        self.fail_after = fail_after
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dim, dtype=np.float32)
+        for token in analyze(text) or [text]:
+            slot = int(hashlib.md5(token.encode()).hexdigest(), 16) % self.dim
+            vector[slot] += 1.0
+        return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._vector(t) for t in texts])
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.documents += len(texts)
+        if self.fail_after is not None and self.documents > self.fail_after:
+            raise RuntimeError("simulated crash while embedding")
+        return np.stack([self._vector(t) for t in texts])
+
+
+ARTICLES = {
+    "linkedin.md": (
+        "---\ntitle: Les salariés ambassadeurs\n---\n\n"
+        "L’employee advocacy reste méconnue. 88% des entreprises ne sont pas présentes sur LinkedIn.\n\n"
+        "Les salariés qui partagent des contenus de marque multiplient leur portée."
+    ),
+    "chine.md": (
+        "# L’entrepreneuriat en Chine\n\n"
+        "Hong Kong plafonne l’imposition à 16,5% sur les profits. Il n’existe pas de TVA.\n\n"
+        "Shenzhen consacre 4,3% de son PIB à la recherche et au développement."
+    ),
+    "twitter.txt": (
+        "Twitter et la netiquette\n\nNe pas citer ses sources est une grossière erreur sur Twitter. "
+        "Le savoir-vivre se ruine."
+    ),
+}
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", model="fake", chunk_size=120, chunk_overlap=20)
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder()

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+from chatbot.chunking import chunk_article
+from chatbot.corpus import Article, load_corpus
+
+from .conftest import REPO
+
+TEXT = (
+    "Le numérique est devenu une évidence. Les consommateurs sont connectés ! Et les marques ?\n\n"
+    "Deuxième paragraphe, assez long pour être découpé en plusieurs morceaux ; il parle de LinkedIn, "
+    "de Twitter et de Facebook.\nUne ligne seule.\n\n" + "Une phrase de remplissage. " * 20
+)
+
+
+def _article(text: str = TEXT) -> Article:
+    return Article(id="a", title="Titre", text=text, path=Path("a.md"))
+
+
+def test_offsets_reproduce_every_chunk_exactly() -> None:
+    for article in load_corpus(REPO / "corpus").articles:
+        chunks = chunk_article(article, 300, 60)
+        assert chunks
+        for chunk in chunks:
+            assert article.text[chunk.start : chunk.end] == chunk.text
+
+
+def test_chunks_respect_the_size_and_cover_the_article() -> None:
+    article = _article()
+    chunks = chunk_article(article, 120, 20)
+    assert all(len(c.text) <= 120 for c in chunks)
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    non_space = {i for i, ch in enumerate(article.text) if not ch.isspace()}
+    assert non_space <= covered
+
+
+def test_chunks_break_at_sentence_ends_when_they_can() -> None:
+    chunks = chunk_article(_article(), 120, 0)
+    assert chunks[0].text == "Le numérique est devenu une évidence. Les consommateurs sont connectés ! Et les marques ?"
+    assert all(c.text[-1] in ".!?;,»e" or c.text.endswith("Facebook.") for c in chunks)
+
+
+def test_ids_positions_and_article_are_stable_across_runs() -> None:
+    first = chunk_article(_article(), 120, 20)
+    second = chunk_article(_article(), 120, 20)
+    assert first == second
+    assert [c.id for c in first] == [f"a:{i}" for i in range(len(first))]
+    assert {(c.article_id, c.article_title) for c in first} == {("a", "Titre")}
+
+
+def test_indexed_text_carries_the_title_when_asked() -> None:
+    chunk = chunk_article(_article(), 120, 20)[0]
+    assert chunk.indexed_text(True) == "Titre\n\n" + chunk.text
+    assert chunk.indexed_text(False) == chunk.text

@@ -1,0 +1,181 @@
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
+from chatbot.index import CURRENT, build_index, current_generation, index_is_stale, load_index
+from chatbot.settings import Settings
+
+from .conftest import FakeEmbedder
+
+
+def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
+    report = build_index(settings, embedder)
+    assert (report.articles, report.embedded_articles, report.written) == (3, 3, True)
+    index = load_index(settings)
+    assert len(index.chunks) == report.chunks == index.vectors.ntotal
+    manifest = index.manifest
+    assert manifest["format_version"] == 1
+    assert manifest["embedder"] == {"name": "fake", "dim": 64}
+    assert manifest["settings"] == {"model": "fake", "chunk_size": 120, "chunk_overlap": 20, "title_in_chunk": True}
+    assert set(manifest["articles"]) == {"linkedin", "chine", "twitter"}
+    assert {"chunks.jsonl", "vectors.faiss"} <= set(manifest["files"])
+    assert any(name.startswith("bm25/") for name in manifest["files"])
+
+
+def test_chunk_metadata_is_readable_jsonl_with_accents(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    lines = (current_generation(settings.index_dir) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    assert set(first) == {"id", "article_id", "article_title", "position", "start", "end", "text"}
+    assert "L’entrepreneuriat" in lines[0]  # ensure_ascii=False
+
+
+def test_no_change_rebuild_does_not_touch_the_model_or_the_files(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    before = current_generation(settings.index_dir)
+    untouched = FakeEmbedder()
+    report = build_index(settings, untouched)
+    assert untouched.calls == 0
+    assert (report.written, report.embedded_articles) == (False, 0)
+    assert current_generation(settings.index_dir) == before
+
+
+def test_only_the_changed_article_is_embedded_again(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    old = {c.id: c for c in load_index(settings).chunks}
+    path = settings.corpus_dir / "twitter.txt"
+    path.write_text(path.read_text(encoding="utf-8") + " Citez vos sources.", encoding="utf-8")
+    second = FakeEmbedder()
+    report = build_index(settings, second)
+    assert report.embedded_articles == 1
+    new_chunks = load_index(settings).chunks
+    twitter_chunks = [c for c in new_chunks if c.article_id == "twitter"]
+    assert second.documents == len(twitter_chunks) == report.embedded_chunks
+    kept = [c for c in new_chunks if c.article_id != "twitter"]
+    assert all(old[c.id] == c for c in kept)  # same ids, same text, same offsets
+
+
+def test_reused_vectors_equal_freshly_embedded_ones(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    (settings.corpus_dir / "new.md").write_text("# Nouveau\n\nUn article de plus sur Shenzhen.", encoding="utf-8")
+    build_index(settings, FakeEmbedder())
+    incremental = load_index(settings)
+    build_index(settings, FakeEmbedder(), rebuild=True)
+    full = load_index(settings)
+    assert [c.id for c in incremental.chunks] == [c.id for c in full.chunks]
+    n = full.vectors.ntotal
+    assert (incremental.vectors.reconstruct_n(0, n) == full.vectors.reconstruct_n(0, n)).all()
+
+
+def test_deleted_articles_are_dropped(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    (settings.corpus_dir / "chine.md").unlink()
+    report = build_index(settings, FakeEmbedder())
+    assert report.removed_articles == 1
+    assert {c.article_id for c in load_index(settings).chunks} == {"linkedin", "twitter"}
+
+
+def test_rebuild_embeds_everything(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    report = build_index(settings, FakeEmbedder(), rebuild=True)
+    assert report.embedded_articles == 3
+
+
+def test_a_build_that_crashes_half_way_leaves_the_old_index_whole(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    before = load_index(settings)
+    (settings.corpus_dir / "new.md").write_text("# Nouveau\n\n" + "Une phrase sur Hong Kong. " * 30, encoding="utf-8")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_index(settings, FakeEmbedder(fail_after=1), rebuild=True)
+    after = load_index(settings)
+    assert after.path == before.path
+    assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
+    assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_missing_index_names_the_command(settings: Settings) -> None:
+    with pytest.raises(IndexMissingError, match="chatbot index"):
+        load_index(settings)
+
+
+def test_other_embedder_is_refused_with_the_fix(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    with pytest.raises(IndexMismatchError, match=r"model='fake' \(configured: 'e5-small'\).*chatbot index --rebuild"):
+        load_index(replace(settings, model="e5-small"))
+
+
+def test_other_chunking_is_refused(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    with pytest.raises(IndexMismatchError, match="chunk_size=120"):
+        load_index(replace(settings, chunk_size=300))
+
+
+def test_other_format_version_is_refused(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    path = current_generation(settings.index_dir) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["format_version"] = 99
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="format version 99.*--rebuild"):
+        load_index(settings)
+
+
+@pytest.mark.parametrize("name", ["vectors.faiss", "chunks.jsonl", "bm25/params.index.json"])
+def test_truncated_or_corrupt_files_are_detected(settings: Settings, embedder: FakeEmbedder, name: str) -> None:
+    build_index(settings, embedder)
+    path = current_generation(settings.index_dir) / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexCorruptError, match="truncated or corrupt.*--rebuild"):
+        load_index(settings)
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(IndexCorruptError, match="truncated or corrupt"):
+        load_index(settings)
+
+
+def test_missing_file_and_corrupt_manifest_are_detected(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    generation = current_generation(settings.index_dir)
+    (generation / "vectors.faiss").unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        load_index(settings)
+    (generation / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="manifest .* corrupt"):
+        load_index(settings)
+
+
+def test_a_corrupt_index_is_rebuilt_in_full_by_the_index_command(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    (current_generation(settings.index_dir) / "vectors.faiss").write_bytes(b"junk")
+    report = build_index(settings, FakeEmbedder())
+    assert report.embedded_articles == 3
+    assert load_index(settings).vectors.ntotal == report.chunks
+
+
+def test_staleness_follows_the_corpus(settings: Settings, embedder: FakeEmbedder) -> None:
+    assert index_is_stale(settings)
+    build_index(settings, embedder)
+    assert not index_is_stale(settings)
+    (settings.corpus_dir / "new.md").write_text("# Nouveau\n\nTexte.", encoding="utf-8")
+    assert index_is_stale(settings)
+
+
+def test_a_second_indexer_is_refused_while_one_writes(settings: Settings, embedder: FakeEmbedder) -> None:
+    import fcntl
+
+    settings.index_dir.mkdir(parents=True)
+    with open(settings.index_dir / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(IndexLockedError, match="wait for it"):
+            build_index(settings, embedder)
+    assert not (settings.index_dir / CURRENT).exists()
+
+
+def test_several_indexes_live_side_by_side(settings: Settings, tmp_path: Path) -> None:
+    other = replace(settings, index_dir=tmp_path / "other", chunk_size=300)
+    build_index(settings, FakeEmbedder())
+    build_index(other, FakeEmbedder())
+    assert len(load_index(settings).chunks) > len(load_index(other).chunks)

@@ -1,0 +1,58 @@
+import pytest
+
+from chatbot.errors import QuestionError
+from chatbot.index import build_index
+from chatbot.retrieval import Retriever, clean_question, rrf_fuse
+from chatbot.settings import Settings
+
+from .conftest import FakeEmbedder
+
+
+def test_rrf_matches_a_hand_computed_fusion() -> None:
+    bm25 = [(1, 9.0), (2, 5.0)]
+    dense = [(2, 0.9), (3, 0.8)]
+    fused = rrf_fuse([(bm25, 1.0), (dense, 1.0)], k=60)
+    # 2: 1/62 + 1/61 = 0.032522; 1: 1/61 = 0.016393; 3: 1/62 = 0.016129
+    assert [row for row, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[2][1] == pytest.approx(1 / 62)
+
+
+def test_rrf_weights_shift_the_order() -> None:
+    fused = rrf_fuse([([(1, 1.0)], 1.0), ([(3, 1.0)], 2.0)], k=60)
+    assert [row for row, _ in fused] == [3, 1]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x01\n"])
+def test_empty_questions_are_refused(bad: str) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        clean_question(bad, 100)
+
+
+def test_long_questions_are_refused_and_control_characters_removed() -> None:
+    with pytest.raises(QuestionError, match="too long"):
+        clean_question("a" * 101, 100)
+    assert clean_question("Linked\x00In\ud800 ?", 100) == "Linked In ?"
+
+
+@pytest.fixture
+def retriever(settings: Settings) -> Retriever:
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_each_mode_finds_the_article_that_holds_the_words(retriever: Retriever, mode: str) -> None:
+    hits = retriever.search("Combien d'entreprises sont absentes de LinkedIn ?", k=2, mode=mode)  # type: ignore[arg-type]
+    assert hits[0].chunk.article_id == "linkedin"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_keyword_search_matches_accent_free_numbers_and_elisions(retriever: Retriever) -> None:
+    hits = retriever.search("imposition 16,5% hong kong", k=1, mode="bm25")
+    assert hits[0].chunk.article_id == "chine"
+    assert retriever.search("developpement", k=1, mode="bm25")[0].chunk.article_id == "chine"
+
+
+def test_keyword_search_returns_nothing_for_unknown_words(retriever: Retriever) -> None:
+    assert retriever.search("zzzz qwerty", mode="bm25") == []
