@@ -113,6 +113,39 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure retrieval on a question set: Recall@1/3/5/10, MRR@10, nDCG@10, by kind and language.
+
+    Example: chatbot eval --questions evaluation/questions.jsonl --mode all
+    """
+    from chatbot.conversation import search_with_history
+    from chatbot.evaluation import Question, evaluate, format_table, load_questions
+    from chatbot.retrieval import Retriever
+
+    settings = _settings(args)
+    questions = load_questions(args.questions)
+    retriever = Retriever(settings)
+    modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
+    reports: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+
+        def search(q: Question, mode: Any = mode) -> list[Any]:
+            hits = search_with_history(retriever, q.question, q.history, k=10, mode=mode)
+            return [h.chunk for h in hits]
+
+        reports[mode] = evaluate(questions, search, retriever.chunks)
+    for report in reports.values():
+        if not args.details:
+            report.pop("per_question")
+        if report["unreachable"]:
+            print(f"warning: no chunk contains the evidence of {', '.join(report['unreachable'])}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(reports if args.mode == "all" else reports[modes[0]], ensure_ascii=False, indent=2))
+    else:
+        print(format_table(reports))
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, help="folder of .md/.txt articles (default: corpus/)")
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
@@ -155,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="number of passages (default: 5)")
     p.add_argument("--json", action="store_true", help="print the passages as JSON")
     _retrieval_options(p)
+
+    p = add("eval", cmd_eval)
+    p.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"), help="JSONL question set")
+    p.add_argument("--mode", choices=[*MODES, "all"], help="retrieval mode, or all to compare them")
+    p.add_argument("--reranker", help="optional CrossEncoder name or path to rerank passages")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--details", action="store_true", help="include the rank of the first relevant chunk per question")
     return parser
 
 
@@ -162,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except IndexStateError as exc:

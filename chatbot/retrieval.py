@@ -6,7 +6,7 @@ import functools
 import logging
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -53,9 +53,12 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
-def rrf_fuse(rankings: list[tuple[Ranking, float]], k: int) -> Ranking:
+Key = TypeVar("Key", int, str)
+
+
+def rrf_fuse(rankings: list[tuple[list[tuple[Key, float]], float]], k: int) -> list[tuple[Key, float]]:
     """Weighted reciprocal rank fusion: each list adds ``weight / (k + rank)`` to its items."""
-    scores: dict[int, float] = {}
+    scores: dict[Key, float] = {}
     for ranking, weight in rankings:
         for rank, (row, _) in enumerate(ranking, start=1):
             scores[row] = scores.get(row, 0.0) + weight / (k + rank)

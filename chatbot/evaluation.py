@@ -1,0 +1,165 @@
+"""The retrieval evaluation: questions with verbatim evidence, and rank metrics.
+
+A retrieved chunk is relevant when, after :func:`normalize`, it contains at least one of the
+question's evidence spans; relevance is decided by text, so a question set survives any
+change of chunking. Recall@k is the share of questions with a relevant chunk in the top k.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.chunking import Chunk
+from chatbot.errors import ChatbotError
+
+KS = (1, 3, 5, 10)
+METRICS = tuple(f"recall@{k}" for k in KS) + ("mrr@10", "ndcg@10")
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "´": "'", "`": "'", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of a question set. Empty ``evidence`` means the articles cannot answer it."""
+
+    id: str
+    question: str
+    evidence: tuple[str, ...]
+    lang: str = "fr"
+    kind: str = "paraphrase"
+    history: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.evidence)
+
+
+def normalize(text: str) -> str:
+    """NFKC, typographic apostrophes and quotes to ASCII, whitespace collapsed, case folded."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read a JSONL question set.
+
+    Raises:
+        ChatbotError: the file is missing or a line is not a valid question (the line is named).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChatbotError(f"Cannot read the question set {path}: {exc}") from exc
+    questions: list[Question] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(
+                Question(
+                    id=str(row["id"]),
+                    question=str(row["question"]),
+                    evidence=tuple(str(e) for e in row.get("evidence", [])),
+                    lang=str(row.get("lang", "fr")),
+                    kind=str(row.get("kind", "paraphrase")),
+                    history=tuple(str(h) for h in row.get("history", [])),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChatbotError(f"{path}:{number}: not a valid question line ({exc}).") from exc
+    return questions
+
+
+def relevance(chunks: Sequence[Chunk], evidence: Sequence[str]) -> list[bool]:
+    """For each chunk, whether it contains one of the evidence spans."""
+    spans = [normalize(e) for e in evidence]
+    return [any(span in normalize(c.text) for span in spans) for c in chunks]
+
+
+def recall_at(relevant: Sequence[bool], k: int) -> float:
+    """1.0 when a relevant chunk is among the first ``k``."""
+    return 1.0 if any(relevant[:k]) else 0.0
+
+
+def mrr_at(relevant: Sequence[bool], k: int) -> float:
+    """Reciprocal rank of the first relevant chunk within the first ``k``, else 0."""
+    for rank, is_relevant in enumerate(relevant[:k], start=1):
+        if is_relevant:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at(relevant: Sequence[bool], k: int, n_relevant: int) -> float:
+    """Binary-gain nDCG@k; ``n_relevant`` is how many chunks of the whole index are relevant."""
+    dcg = sum(1.0 / math.log2(rank + 1) for rank, rel in enumerate(relevant[:k], start=1) if rel)
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(n_relevant, k) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
+def question_metrics(relevant: Sequence[bool], n_relevant: int) -> dict[str, float]:
+    scores = {f"recall@{k}": recall_at(relevant, k) for k in KS}
+    scores["mrr@10"] = mrr_at(relevant, 10)
+    scores["ndcg@10"] = ndcg_at(relevant, 10, n_relevant)
+    return scores
+
+
+def _mean(rows: Iterable[dict[str, float]]) -> dict[str, float]:
+    rows = list(rows)
+    return {m: round(sum(r[m] for r in rows) / len(rows), 4) if rows else 0.0 for m in METRICS}
+
+
+Search = Callable[[Question], Sequence[Chunk]]
+
+
+def evaluate(questions: Sequence[Question], search: Search, all_chunks: Sequence[Chunk]) -> dict[str, Any]:
+    """Run ``search`` on every answerable question and average the metrics.
+
+    Returns one object with ``n``, each metric, ``by_kind`` and ``by_lang`` (the same metrics per
+    group), ``unreachable`` (questions whose evidence no chunk contains: fix the evidence or the
+    chunking) and ``per_question`` details.
+    """
+    rows: list[tuple[Question, dict[str, float]]] = []
+    unreachable: list[str] = []
+    details: list[dict[str, Any]] = []
+    for question in questions:
+        if not question.answerable:
+            continue
+        n_relevant = sum(relevance(all_chunks, question.evidence))
+        if n_relevant == 0:
+            unreachable.append(question.id)
+        ranked = list(search(question))[:10]
+        relevant = relevance(ranked, question.evidence)
+        scores = question_metrics(relevant, n_relevant)
+        rows.append((question, scores))
+        details.append({"id": question.id, "first_relevant_rank": next((i + 1 for i, r in enumerate(relevant) if r), None)})
+    by_kind: dict[str, list[dict[str, float]]] = defaultdict(list)
+    by_lang: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for question, scores in rows:
+        by_kind[question.kind].append(scores)
+        by_lang[question.lang].append(scores)
+    report: dict[str, Any] = {"n": len(rows), **_mean(s for _, s in rows)}
+    report["by_kind"] = {kind: {"n": len(v), **_mean(v)} for kind, v in sorted(by_kind.items())}
+    report["by_lang"] = {lang: {"n": len(v), **_mean(v)} for lang, v in sorted(by_lang.items())}
+    report["unreachable"] = unreachable
+    report["per_question"] = details
+    return report
+
+
+def format_table(reports: dict[str, dict[str, Any]]) -> str:
+    """A plain-text table, one row per named report (a mode or a model), one column per metric."""
+    header = f"{'':<22}{'n':>4}" + "".join(f"{m:>11}" for m in METRICS)
+    lines = [header]
+    for name, report in reports.items():
+        lines.append(f"{name:<22}{report['n']:>4}" + "".join(f"{report[m]:>11.3f}" for m in METRICS))
+        for group in ("by_kind", "by_lang"):
+            for key, sub in report.get(group, {}).items():
+                lines.append(f"  {key:<20}{sub['n']:>4}" + "".join(f"{sub[m]:>11.3f}" for m in METRICS))
+    return "\n".join(lines)
