@@ -82,6 +82,6 @@ def _locate(text: str, piece: str, previous_start: int, previous_end: int, overl
     if start >= 0:
         return start
     start = text.find(piece, previous_start + 1)
-    while 0 <= start and start + len(piece) <= previous_end:
+    while start >= 0 and start + len(piece) <= previous_end:
         start = text.find(piece, start + 1)
     return start

@@ -22,7 +22,9 @@ from chatbot.errors import ChatbotError
 
 KS = (1, 3, 5, 10)
 METRICS = tuple(f"recall@{k}" for k in KS) + ("mrr@10", "ndcg@10")
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "´": "'", "`": "'", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
+_QUOTES = str.maketrans(
+    {"’": "'", "‘": "'", "ʼ": "'", "´": "'", "`": "'", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'}
+)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ def evaluate(questions: Sequence[Question], search: Search, all_chunks: Sequence
         relevant = relevance(ranked, question.evidence)
         scores = question_metrics(relevant, n_relevant)
         rows.append((question, scores))
-        details.append({"id": question.id, "first_relevant_rank": next((i + 1 for i, r in enumerate(relevant) if r), None)})
+        details.append(
+            {"id": question.id, "first_relevant_rank": next((i + 1 for i, r in enumerate(relevant) if r), None)}
+        )
     by_kind: dict[str, list[dict[str, float]]] = defaultdict(list)
     by_lang: dict[str, list[dict[str, float]]] = defaultdict(list)
     for question, scores in rows:

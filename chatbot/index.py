@@ -26,7 +26,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,14 +141,14 @@ def _build(
     for article in corpus.articles:
         if article.id in unchanged and previous is not None:
             for row in old_rows.get(article.id, []):
-                reused_vectors[len(chunks)] = previous.vectors.reconstruct(row)
+                reused_vectors[len(chunks)] = np.asarray(previous.vectors.reconstruct(row))
                 chunks.append(previous.chunks[row])
         else:
             for chunk in chunk_article(article, settings.chunk_size, settings.chunk_overlap):
                 to_embed.append(len(chunks))
                 chunks.append(chunk)
 
-    texts = [chunks[i].indexed_text(settings.title_in_chunk) for i in to_embed]
+    texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
     fresh = _embed(embedder, texts, settings.batch_size, progress)
     dim = fresh.shape[1] if len(to_embed) else int(previous.manifest["embedder"]["dim"])  # type: ignore[union-attr]
     matrix = np.zeros((len(chunks), dim), dtype=np.float32)
@@ -161,7 +161,7 @@ def _build(
     manifest = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "embedder": {"name": embedder.name, "dim": dim},
         "settings": settings.index_settings(),
         "analyzer_version": analysis.VERSION,
@@ -205,6 +205,8 @@ def _write_generation(settings: Settings, chunks: list[Chunk], matrix: np.ndarra
     import bm25s
     import faiss
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+
     root = settings.index_dir
     name = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
     tmp = root / f".tmp-{name}"
@@ -217,7 +219,8 @@ def _write_generation(settings: Settings, chunks: list[Chunk], matrix: np.ndarra
         vectors.add(matrix)
         faiss.write_index(vectors, str(tmp / VECTORS))
         retriever = bm25s.BM25()
-        retriever.index([analysis.analyze(c.indexed_text(settings.title_in_chunk)) for c in chunks], show_progress=False)
+        keywords = [analysis.analyze(c.indexed_text(settings.title_in_keywords)) for c in chunks]
+        retriever.index(keywords, show_progress=False)
         retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
         manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
         _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
@@ -315,7 +318,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
     stored = manifest["settings"]
     wanted = settings.index_settings()
-    diffs = [f"{key}={stored.get(key)!r} (configured: {wanted[key]!r})" for key in wanted if stored.get(key) != wanted[key]]
+    diffs = [
+        f"{key}={stored.get(key)!r} (configured: {wanted[key]!r})" for key in wanted if stored.get(key) != wanted[key]
+    ]
     if diffs:
         raise IndexMismatchError(
             f"The index in {settings.index_dir} was built with other settings: {', '.join(diffs)}. "

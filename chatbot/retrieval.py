@@ -42,9 +42,7 @@ def clean_question(question: str, max_chars: int) -> str:
     Raises:
         QuestionError: the question is empty or longer than ``max_chars``.
     """
-    text = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in str(question)
-    )
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in str(question))
     text = " ".join(text.split())
     if not text:
         raise QuestionError("The question is empty.")
@@ -98,18 +96,31 @@ class Retriever:
         elif mode == "dense":
             ranking = self.dense(text, depth)
         elif mode == "hybrid":
-            ranking = rrf_fuse(
-                [
-                    (self.keyword(text, depth), self.settings.bm25_weight),
-                    (self.dense(text, depth), self.settings.dense_weight),
-                ],
-                self.settings.rrf_k,
-            )
+            ranking = self.hybrid(text, depth)
         else:
             raise ValueError(f"Unknown mode {mode!r}; use bm25, dense or hybrid.")
         if self.settings.reranker:
             ranking = self._rerank(text, ranking[:depth])
         return [Hit(self.chunks[row], float(score), rank) for rank, (row, score) in enumerate(ranking[:k], start=1)]
+
+    def hybrid(self, text: str, depth: int) -> Ranking:
+        """Fuse the keyword and dense rankings as the settings say (z-score or RRF)."""
+        weights = (self.settings.bm25_weight, self.settings.dense_weight)
+        if self.settings.fusion == "rrf":
+            lists = [(self.keyword(text, depth), weights[0]), (self.dense(text, depth), weights[1])]
+            return rrf_fuse(lists, self.settings.rrf_k)
+        query = self._query_vector(text)
+        keyword = self.keyword(text, depth)
+        dense = self._dense_search(query, depth)
+        rows = sorted({row for row, _ in keyword} | {row for row, _ in dense})
+        bm25_scores = dict(keyword)
+        vectors = np.vstack([self.index.vectors.reconstruct(row) for row in rows])
+        dense_scores = vectors @ query[0]
+        fused = weights[0] * _zscore(np.array([bm25_scores.get(r, 0.0) for r in rows])) + weights[1] * _zscore(
+            dense_scores
+        )
+        order = np.argsort(-fused, kind="stable")
+        return [(rows[i], float(fused[i])) for i in order]
 
     def keyword(self, text: str, depth: int) -> Ranking:
         """BM25 over the French analysis; chunks that share no term with the question are left out."""
@@ -121,18 +132,29 @@ class Retriever:
 
     def dense(self, text: str, depth: int) -> Ranking:
         """Inner product between the question's vector and every chunk's."""
-        query = self.embedder.encode_queries([text])
-        scores, rows = self.index.vectors.search(np.ascontiguousarray(query, dtype=np.float32), min(depth, len(self.chunks)))
+        return self._dense_search(self._query_vector(text), depth)
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        return np.ascontiguousarray(self.embedder.encode_queries([text]), dtype=np.float32)
+
+    def _dense_search(self, query: np.ndarray, depth: int) -> Ranking:
+        scores, rows = self.index.vectors.search(query, min(depth, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def _rerank(self, text: str, ranking: Ranking) -> Ranking:
         if not ranking:
             return ranking
         model = _cross_encoder(self.settings.reranker or "")
-        pairs = [(text, self.chunks[row].indexed_text(self.settings.title_in_chunk)) for row, _ in ranking]
+        pairs = [(text, self.chunks[row].indexed_text(True)) for row, _ in ranking]
         scores = model.predict(pairs, show_progress_bar=False)
         order = np.argsort(-np.asarray(scores), kind="stable")
         return [(ranking[i][0], float(scores[i])) for i in order]
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    """Standardise scores so that BM25 and cosine scores can be added."""
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
 
 def _top(scores: np.ndarray, depth: int, positive_only: bool = False) -> Ranking:
@@ -147,4 +169,6 @@ def _cross_encoder(name: str) -> CrossEncoder:
     try:
         return CrossEncoder(name, device="cpu")
     except (OSError, ValueError) as exc:
-        raise ModelError(f"Cannot load reranker {name!r}: {exc}. Give a local CrossEncoder folder or no reranker.") from exc
+        raise ModelError(
+            f"Cannot load reranker {name!r}: {exc}. Give a local CrossEncoder folder or no reranker."
+        ) from exc

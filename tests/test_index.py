@@ -19,7 +19,13 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     manifest = index.manifest
     assert manifest["format_version"] == 1
     assert manifest["embedder"] == {"name": "fake", "dim": 64}
-    assert manifest["settings"] == {"model": "fake", "chunk_size": 120, "chunk_overlap": 20, "title_in_chunk": True}
+    assert manifest["settings"] == {
+        "model": "fake",
+        "chunk_size": 120,
+        "chunk_overlap": 20,
+        "title_in_keywords": True,
+        "title_in_embedding": False,
+    }
     assert set(manifest["articles"]) == {"linkedin", "chine", "twitter"}
     assert {"chunks.jsonl", "vectors.faiss"} <= set(manifest["files"])
     assert any(name.startswith("bm25/") for name in manifest["files"])

@@ -1,0 +1,87 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from chatbot.chunking import Chunk
+from chatbot.corpus import load_corpus
+from chatbot.errors import ChatbotError
+from chatbot.evaluation import (
+    Question,
+    evaluate,
+    load_questions,
+    mrr_at,
+    ndcg_at,
+    normalize,
+    recall_at,
+    relevance,
+)
+
+from .conftest import REPO
+
+
+def _chunk(text: str, n: int = 0) -> Chunk:
+    return Chunk(id=f"a:{n}", article_id="a", article_title="T", position=n, start=0, end=len(text), text=text)
+
+
+def test_normalize_folds_case_quotes_spaces_and_compatibility_forms() -> None:
+    assert normalize("L’Entreprise  «\u00a0ok\u00a0»\n ﬁn") == normalize('l\'entreprise " ok " fin')
+
+
+def test_relevance_is_decided_by_text() -> None:
+    chunks = [_chunk("Rien ici."), _chunk("88 % des entreprises ne sont pas sur LinkedIn.")]
+    assert relevance(chunks, ["88 % des entreprises ne sont pas sur Linkedin"]) == [False, True]
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    ranked = [False, True, False, True]
+    assert recall_at(ranked, 1) == 0.0
+    assert recall_at(ranked, 3) == 1.0
+    assert mrr_at(ranked, 10) == 0.5
+    assert mrr_at(ranked, 1) == 0.0
+    # dcg = 1/log2(3) + 1/log2(5) = 0.6309 + 0.4307; ideal with 2 relevant = 1 + 0.6309
+    assert ndcg_at(ranked, 10, 2) == pytest.approx((0.63093 + 0.43068) / 1.63093, abs=1e-4)
+    assert ndcg_at([True, False], 10, 1) == 1.0
+    assert ndcg_at([False], 10, 0) == 0.0
+
+
+def test_evaluate_averages_by_kind_and_language_and_skips_unanswerable() -> None:
+    chunks = [_chunk("alpha beta", 0), _chunk("gamma delta", 1)]
+    questions = [
+        Question("q1", "a?", ("alpha",), "fr", "paraphrase"),
+        Question("q2", "g?", ("gamma",), "en", "keyword"),
+        Question("q3", "none?", (), "fr", "unanswerable"),
+    ]
+    report = evaluate(questions, lambda q: chunks, chunks)
+    assert report["n"] == 2
+    assert report["recall@1"] == 0.5 and report["mrr@10"] == 0.75
+    assert report["by_lang"]["en"]["mrr@10"] == 0.5
+    assert report["by_kind"]["paraphrase"]["recall@1"] == 1.0
+    assert report["unreachable"] == []
+
+
+def test_a_bad_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "q1", "question": "x", "evidence": []}\n{"id": "q2"}\n', encoding="utf-8")
+    with pytest.raises(ChatbotError, match=r"q.jsonl:2"):
+        load_questions(path)
+
+
+def test_the_project_question_set_is_well_formed() -> None:
+    questions = load_questions(REPO / "evaluation" / "questions.jsonl")
+    assert len(questions) >= 60
+    assert len({q.id for q in questions}) == len(questions)
+    assert sum(not q.answerable for q in questions) >= 5
+    assert sum(bool(q.history) for q in questions) >= 8
+    assert {q.lang for q in questions} == {"fr", "en"}
+    corpus = load_corpus(REPO / "corpus")
+    texts = {a.id: normalize(a.text) for a in corpus.articles}
+    covered = set()
+    for q in questions:
+        for span in q.evidence:
+            found = [aid for aid, text in texts.items() if normalize(span) in text]
+            assert found, f"{q.id}: evidence not verbatim in any article: {span!r}"
+            covered.update(found)
+    assert covered == set(texts), "every article has questions"
+    for line in (REPO / "evaluation" / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+        assert set(json.loads(line)) <= {"id", "question", "evidence", "lang", "kind", "history"}
