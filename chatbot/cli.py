@@ -127,13 +127,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     retriever = Retriever(settings)
     modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
     reports: dict[str, dict[str, Any]] = {}
+    if args.answers:
+        from chatbot.answer import answer
+        from chatbot.evaluation import answer_metrics
+
+        for mode in modes:
+            results = [answer(retriever, q.question, q.history, mode=mode) for q in questions]  # type: ignore[arg-type]
+            reports.setdefault(mode, {}).update(answer_metrics(questions, results))
     for mode in modes:
 
         def search(q: Question, mode: Any = mode) -> list[Any]:
             hits = search_with_history(retriever, q.question, q.history, k=10, mode=mode)
             return [h.chunk for h in hits]
 
-        reports[mode] = evaluate(questions, search, retriever.chunks)
+        reports[mode] = {**evaluate(questions, search, retriever.chunks), **reports.get(mode, {})}
     for report in reports.values():
         if not args.details:
             report.pop("per_question")
@@ -143,6 +150,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(reports if args.mode == "all" else reports[modes[0]], ensure_ascii=False, indent=2))
     else:
         print(format_table(reports))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer a question with sentences quoted from the articles and their sources.
+
+    Example: chatbot ask "Quel est le plafond d'imposition à Hong Kong ?" --json
+    """
+    from chatbot.answer import answer
+    from chatbot.retrieval import Retriever
+
+    result = answer(Retriever(_settings(args)), args.question, args.history or ())
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(result.text)
+    if result.abstained and result.closest_articles:
+        print("\nClosest articles: " + "; ".join(result.closest_articles))
+    for n in sorted({c.n for c in result.citations}):
+        first = next(c for c in result.citations if c.n == n)
+        print(f"\n[{n}] {first.article} ({first.chunk_id})")
+        print("    " + first.text.replace("\n", "\n    "))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Open the web chat; builds or updates the index first if it is missing or stale.
+
+    Example: chatbot serve --host 127.0.0.1 --port 7860
+    """
+    from chatbot.index import index_is_stale
+
+    settings = _settings(args)
+    if index_is_stale(settings):
+        print("Index missing or out of date: building it first.", file=sys.stderr)
+        build_args = argparse.Namespace(**{**vars(args), "rebuild": False, "json": False})
+        cmd_index(build_args)
+    from chatbot.app import ChatService, build_app
+
+    service = ChatService(settings)
+    service.retriever.search("démarrage")  # load the model now, not on the first question
+    demo = build_app(service)
+    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, footer_links=[])
     return 0
 
 
@@ -195,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reranker", help="optional CrossEncoder name or path to rerank passages")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--details", action="store_true", help="include the rank of the first relevant chunk per question")
+    p.add_argument("--answers", action="store_true", help="also compose answers and measure citations and abstention")
+
+    p = add("ask", cmd_ask)
+    p.add_argument("question")
+    p.add_argument("--history", nargs="*", help="earlier questions of the conversation, oldest first")
+    p.add_argument("--json", action="store_true", help="print the answer and its citations as JSON")
+    _retrieval_options(p)
+
+    p = add("serve", cmd_serve)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
     return parser
 
 

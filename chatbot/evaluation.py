@@ -22,6 +22,7 @@ from chatbot.errors import ChatbotError
 
 KS = (1, 3, 5, 10)
 METRICS = tuple(f"recall@{k}" for k in KS) + ("mrr@10", "ndcg@10")
+ANSWER_METRICS = ("answer_evidence_rate", "citation_valid_rate", "abstain_correct", "abstain_false")
 _QUOTES = str.maketrans(
     {"’": "'", "‘": "'", "ʼ": "'", "´": "'", "`": "'", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'}
 )
@@ -157,12 +158,41 @@ def evaluate(questions: Sequence[Question], search: Search, all_chunks: Sequence
     return report
 
 
+def answer_metrics(questions: Sequence[Question], answers: Sequence[Any]) -> dict[str, float]:
+    """Answer quality over a question set, ``answers[i]`` answering ``questions[i]``.
+
+    ``answer_evidence_rate``: answerable questions whose quoted sentences contain an evidence
+    span; ``citation_valid_rate``: citations whose quote is verbatim in the cited passage;
+    ``abstain_correct``: unanswerable questions declined; ``abstain_false``: answerable ones declined.
+    """
+    answerable = [(q, a) for q, a in zip(questions, answers, strict=True) if q.answerable]
+    unanswerable = [(q, a) for q, a in zip(questions, answers, strict=True) if not q.answerable]
+    citations = [c for a in answers for c in a.citations]
+
+    def has_evidence(q: Question, a: Any) -> bool:
+        quoted = normalize(" ".join(c.quote for c in a.citations))
+        return not a.abstained and any(normalize(e) in quoted for e in q.evidence)
+
+    def share(values: list[bool]) -> float:
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    return {
+        "answer_evidence_rate": share([has_evidence(q, a) for q, a in answerable]),
+        "citation_valid_rate": share([c.is_valid() for c in citations]) if citations else 1.0,
+        "abstain_correct": share([a.abstained for _, a in unanswerable]),
+        "abstain_false": share([a.abstained for _, a in answerable]),
+    }
+
+
 def format_table(reports: dict[str, dict[str, Any]]) -> str:
     """A plain-text table, one row per named report (a mode or a model), one column per metric."""
     header = f"{'':<22}{'n':>4}" + "".join(f"{m:>11}" for m in METRICS)
     lines = [header]
     for name, report in reports.items():
         lines.append(f"{name:<22}{report['n']:>4}" + "".join(f"{report[m]:>11.3f}" for m in METRICS))
+        extra = [f"{key}={report[key]:.3f}" for key in ANSWER_METRICS if key in report]
+        if extra:
+            lines.append("  answers: " + ", ".join(extra))
         for group in ("by_kind", "by_lang"):
             for key, sub in report.get(group, {}).items():
                 lines.append(f"  {key:<20}{sub['n']:>4}" + "".join(f"{sub[m]:>11.3f}" for m in METRICS))

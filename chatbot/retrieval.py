@@ -111,7 +111,7 @@ class Retriever:
             return rrf_fuse(lists, self.settings.rrf_k)
         query = self._query_vector(text)
         keyword = self.keyword(text, depth)
-        dense = self._dense_search(query, depth)
+        dense = self.nearest(query, depth)
         rows = sorted({row for row, _ in keyword} | {row for row, _ in dense})
         bm25_scores = dict(keyword)
         vectors = np.vstack([self.index.vectors.reconstruct(row) for row in rows])
@@ -132,12 +132,13 @@ class Retriever:
 
     def dense(self, text: str, depth: int) -> Ranking:
         """Inner product between the question's vector and every chunk's."""
-        return self._dense_search(self._query_vector(text), depth)
+        return self.nearest(self._query_vector(text), depth)
 
     def _query_vector(self, text: str) -> np.ndarray:
         return np.ascontiguousarray(self.embedder.encode_queries([text]), dtype=np.float32)
 
-    def _dense_search(self, query: np.ndarray, depth: int) -> Ranking:
+    def nearest(self, query: np.ndarray, depth: int) -> Ranking:
+        """The ``depth`` chunks nearest to an already-encoded question vector (shape 1 x dim)."""
         scores, rows = self.index.vectors.search(query, min(depth, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 

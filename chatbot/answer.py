@@ -1,0 +1,267 @@
+"""Short extractive answers: the sentences of the retrieved passages that best answer the
+question, each with a numbered citation that is checked to be verbatim in its passage."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chatbot import analysis
+from chatbot.conversation import search_with_history
+from chatbot.retrieval import Hit, Retriever
+from chatbot.settings import Mode
+
+NOT_FOUND = {
+    "fr": "Je ne trouve pas la réponse dans les articles.",
+    "en": "I cannot find the answer in the articles.",
+}
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?…]+(?=\s)|$)", re.M)  # up to . ! ? … or the line end
+_ENGLISH = frozenset(["the", "what", "which", "who", "how", "why", "when", "where", "is", "are", "does", "do", "did", "of", "and", "to", "in", "what's", "share"])
+_FRENCH = frozenset(["le", "la", "les", "des", "du", "de", "quel", "quelle", "quels", "quelles", "qui", "comment", "pourquoi", "est", "sont", "et", "en", "un", "une"])
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How sentences are scored and when the answer is declined (calibrated on the eval set)."""
+
+    max_sentences: int = 3
+    # A sentence joins the answer when its score is within this margin of the best one.
+    margin: float = 0.04
+    # Decline when support = best passage cosine + coverage_weight x share of the question's
+    # terms found in the best passage falls below the threshold of the question's language.
+    # Calibrated on evaluation/questions.jsonl (README, «Abstention»); e5 gives lower
+    # cosines across languages, hence a lower threshold for English questions.
+    min_support: tuple[tuple[str, float], ...] = (("fr", 0.894), ("en", 0.80))
+    coverage_weight: float = 0.15
+    lexical_weight: float = 0.25
+    # Bonus for sentences of higher-ranked passages: weight / rank.
+    rank_weight: float = 0.1
+    # An interview question that matches well hands most of its score to the answer after it.
+    question_carry: float = 0.97
+    min_sentence_chars: int = 25
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Marker ``[n]``: a sentence quoted verbatim from a passage of an article."""
+
+    n: int
+    article_id: str
+    article: str
+    chunk_id: str
+    text: str
+    quote: str
+    quote_start: int  # offsets of the quote in ``text``
+    quote_end: int
+    chunk_start: int  # offsets of the passage in the article
+    chunk_end: int
+
+    def is_valid(self) -> bool:
+        """The quoted sentence is, character for character, in the cited passage."""
+        return bool(self.quote) and self.text[self.quote_start : self.quote_end] == self.quote
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What every interface shows: the answer text with [n] markers and its citations."""
+
+    question: str
+    text: str
+    abstained: bool
+    citations: tuple[Citation, ...] = ()
+    closest_articles: tuple[str, ...] = ()
+    score: float = 0.0
+    lang: str = "fr"
+    hits: tuple[Hit, ...] = field(default=(), compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [
+                {
+                    "n": c.n,
+                    "article": c.article,
+                    "chunk_id": c.chunk_id,
+                    "text": c.text,
+                    "quote": c.quote,
+                    "quote_start": c.quote_start,
+                    "quote_end": c.quote_end,
+                    "chunk_start": c.chunk_start,
+                    "chunk_end": c.chunk_end,
+                }
+                for c in self.citations
+            ],
+            "closest_articles": list(self.closest_articles),
+        }
+
+
+@dataclass(frozen=True)
+class Sentence:
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+
+
+def detect_language(question: str) -> str:
+    """«en» when the question has more English than French function words, else «fr»."""
+    tokens = re.findall(r"[a-zà-ÿ']+", question.lower())
+    english = sum(t in _ENGLISH for t in tokens)
+    french = sum(t in _FRENCH for t in tokens)
+    return "en" if english > french else "fr"
+
+
+def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
+    """Sentences of a passage with their offsets in it (lines count as sentence ends)."""
+    out = []
+    for match in _SENTENCE.finditer(hit.chunk.text):
+        raw = match.group(0)
+        stripped = raw.strip()
+        if len(stripped) < min_chars:
+            continue
+        start = match.start() + raw.index(stripped)
+        out.append(Sentence(hit, start, start + len(stripped), stripped))
+    return out
+
+
+def lexical_overlap(question: str, sentence: str) -> float:
+    """Share of the question's analysed terms that the sentence contains."""
+    asked = set(analysis.analyze(question))
+    if not asked:
+        return 0.0
+    return len(asked & set(analysis.analyze(sentence))) / len(asked)
+
+
+def compose(
+    question: str,
+    hits: Sequence[Hit],
+    retriever: Retriever,
+    settings: AnswerSettings = AnswerSettings(),
+    context: str = "",
+) -> Answer:
+    """Pick the best sentences of ``hits`` and number their passages.
+
+    ``context`` (the earlier question, for a follow-up) is scored along with the question.
+    """
+    lang = detect_language(question)
+    closest = tuple(dict.fromkeys(h.chunk.article_title for h in hits))[:3]
+    sentences = [s for hit in hits for s in split_sentences(hit, settings.min_sentence_chars)]
+    if not sentences:
+        return Answer(question, NOT_FOUND[lang], True, closest_articles=closest, lang=lang, hits=tuple(hits))
+    query = f"{context} {question}".strip()
+    q_vec = retriever.embedder.encode_queries([query])[0]
+    support = _support(retriever, q_vec, query, hits, settings)
+    if support < dict(settings.min_support).get(lang, 0.0):
+        return Answer(
+            question, NOT_FOUND[lang], True, closest_articles=closest, score=support, lang=lang, hits=tuple(hits)
+        )
+    s_vecs = retriever.embedder.encode_documents([s.text for s in sentences])
+    cosine = np.asarray(s_vecs, dtype=np.float32) @ np.asarray(q_vec, dtype=np.float32)
+    scored = [
+        Sentence(
+            s.hit,
+            s.start,
+            s.end,
+            s.text,
+            float(cos) + settings.lexical_weight * lexical_overlap(query, s.text) + settings.rank_weight / s.hit.rank,
+        )
+        for s, cos in zip(sentences, cosine, strict=True)
+    ]
+    scored = _answers_not_questions(scored, settings.question_carry)
+    if not scored:
+        return Answer(question, NOT_FOUND[lang], True, closest_articles=closest, lang=lang, hits=tuple(hits))
+    scored.sort(key=lambda s: (-s.score, s.hit.rank, s.start))
+    best = scored[0]
+    chosen = [best]
+    for candidate in scored[1:]:
+        if len(chosen) == settings.max_sentences or candidate.score < best.score - settings.margin:
+            break
+        if all(not _overlaps(candidate, c) for c in chosen):
+            chosen.append(candidate)
+    return _with_citations(question, chosen, closest, support, lang, hits)
+
+
+def _support(
+    retriever: Retriever, q_vec: np.ndarray, query: str, hits: Sequence[Hit], settings: AnswerSettings
+) -> float:
+    """How well the best passages back the question: the basis of abstention."""
+    nearest = retriever.nearest(np.asarray(q_vec, dtype=np.float32)[None, :], 1)
+    cosine = nearest[0][1] if nearest else 0.0
+    coverage = max((lexical_overlap(query, h.chunk.text) for h in hits), default=0.0)
+    return cosine + settings.coverage_weight * coverage
+
+
+def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sentence]:
+    """Drop questions (the interviewer's, or rhetorical) and URLs from the candidates; a question
+    passes a share of its score to the sentence that follows it in the same passage."""
+    out: list[Sentence] = []
+    inherited = 0.0
+    previous_chunk = ""
+    for sentence in sentences:
+        if sentence.hit.chunk.id != previous_chunk:
+            inherited, previous_chunk = 0.0, sentence.hit.chunk.id
+        if sentence.text.endswith("?"):
+            inherited = max(inherited, sentence.score * carry)
+            continue
+        if sentence.text.startswith(("http://", "https://")):
+            continue
+        out.append(Sentence(sentence.hit, sentence.start, sentence.end, sentence.text, max(sentence.score, inherited)))
+        inherited = 0.0
+    return out
+
+
+def _overlaps(a: Sentence, b: Sentence) -> bool:
+    """Same words twice: the same sentence seen in two overlapping passages."""
+    return a.text == b.text or (a.hit.chunk.id == b.hit.chunk.id and a.start < b.end and b.start < a.end)
+
+
+def _with_citations(
+    question: str, chosen: list[Sentence], closest: tuple[str, ...], score: float, lang: str, hits: Sequence[Hit]
+) -> Answer:
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    parts: list[str] = []
+    for sentence in chosen:
+        chunk = sentence.hit.chunk
+        n = numbers.setdefault(chunk.id, len(numbers) + 1)
+        citation = Citation(
+            n=n,
+            article_id=chunk.article_id,
+            article=chunk.article_title,
+            chunk_id=chunk.id,
+            text=chunk.text,
+            quote=sentence.text,
+            quote_start=sentence.start,
+            quote_end=sentence.end,
+            chunk_start=chunk.start,
+            chunk_end=chunk.end,
+        )
+        if not citation.is_valid():  # cannot happen by construction; never show an unchecked quote
+            continue
+        citations.append(citation)
+        parts.append(f"{sentence.text} [{n}]")
+    return Answer(question, " ".join(parts), False, tuple(citations), closest, score, lang, tuple(hits))
+
+
+def answer(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[str] = (),
+    *,
+    k: int | None = None,
+    mode: Mode | None = None,
+    settings: AnswerSettings = AnswerSettings(),
+) -> Answer:
+    """Retrieve passages for ``question`` (asked after ``history``) and compose the answer.
+
+    Raises:
+        QuestionError: the question is empty or too long.
+    """
+    hits = search_with_history(retriever, question, history, k=k, mode=mode)
+    context = history[-1] if history and len(analysis.analyze(question)) <= 4 else ""
+    return compose(question, hits, retriever, settings, context=context)
