@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from chatbot.analysis import analyze
 from chatbot.settings import Settings
+
+if TYPE_CHECKING:
+    from chatbot.retrieval import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,3 +89,34 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 @pytest.fixture
 def embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The real corpus indexed with the default packaged model, once per test session."""
+    from chatbot.embedding import SentenceTransformerEmbedder
+    from chatbot.index import build_index
+
+    settings = Settings(corpus_dir=REPO / "corpus", index_dir=tmp_path_factory.mktemp("real") / "index")
+    build_index(settings, SentenceTransformerEmbedder(settings.model))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_retriever(real_settings: Settings) -> Retriever:
+    from chatbot.retrieval import Retriever
+
+    return Retriever(real_settings)
+
+
+@pytest.fixture(scope="session")
+def chat_url(real_retriever: Retriever) -> Iterator[str]:
+    """The web chat launched in-process on a free loopback port."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from chatbot.app import ChatService, build_app
+
+    demo = build_app(ChatService(real_retriever.settings, real_retriever))
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()

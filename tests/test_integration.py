@@ -23,18 +23,6 @@ from .conftest import REPO
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
-def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(corpus_dir=REPO / "corpus", index_dir=tmp_path_factory.mktemp("real") / "index")
-    build_index(settings, SentenceTransformerEmbedder(settings.model))
-    return settings
-
-
-@pytest.fixture(scope="session")
-def real_retriever(real_settings: Settings) -> Retriever:
-    return Retriever(real_settings)
-
-
 @pytest.mark.parametrize("mode", ["bm25", "dense"])
 def test_linkedin_finds_the_employee_advocacy_article_first(real_retriever: Retriever, mode: str) -> None:
     hits = real_retriever.search("LinkedIn", mode=mode)  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+
+from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, detect_language, split_sentences
+from chatbot.app import previous_questions, sources_text, text_of
+from chatbot.chunking import Chunk
+from chatbot.index import build_index
+from chatbot.retrieval import Hit, Retriever
+from chatbot.settings import Settings
+
+from .conftest import FakeEmbedder
+
+# The fake embedder's cosines are not e5's: no abstention unless a test asks for it.
+OPEN = AnswerSettings(min_support=(("fr", -1.0), ("en", -1.0)))
+
+
+@pytest.fixture
+def retriever(settings: Settings) -> Retriever:
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
+
+
+def _hit(text: str) -> Hit:
+    chunk = Chunk(id="a:0", article_id="a", article_title="T", position=0, start=10, end=10 + len(text), text=text)
+    return Hit(chunk, 1.0, 1)
+
+
+def test_sentences_carry_exact_offsets() -> None:
+    hit = _hit("Première phrase assez longue ici. Deuxième phrase, elle aussi longue !\nUne ligne sans point final")
+    sentences = split_sentences(hit, 10)
+    assert [s.text for s in sentences] == [
+        "Première phrase assez longue ici.",
+        "Deuxième phrase, elle aussi longue !",
+        "Une ligne sans point final",
+    ]
+    assert all(hit.chunk.text[s.start : s.end] == s.text for s in sentences)
+
+
+def test_answer_quotes_the_sentence_that_holds_the_facts(retriever: Retriever) -> None:
+    result = answer(retriever, "Quel est le plafond de l'imposition sur les profits à Hong Kong ?", settings=OPEN)
+    assert not result.abstained
+    assert "16,5% sur les profits" in result.text
+    assert result.text.endswith("[1]")
+    assert result.citations[0].article == "L’entrepreneuriat en Chine"
+
+
+def test_every_citation_is_verbatim_and_numbered_from_one(retriever: Retriever) -> None:
+    result = answer(retriever, "LinkedIn entreprises salariés contenus", settings=OPEN)
+    numbers = [c.n for c in result.citations]
+    assert numbers and numbers[0] == 1
+    assert sorted(set(numbers)) == list(range(1, max(numbers) + 1))
+    for c in result.citations:
+        assert c.is_valid()
+        assert c.quote in c.text
+        assert f"[{c.n}]" in result.text
+
+
+def test_a_tampered_citation_is_not_valid() -> None:
+    good = Citation(1, "a", "T", "a:0", "Une phrase exacte.", "Une phrase exacte.", 0, 18, 0, 18)
+    assert good.is_valid()
+    assert not Citation(1, "a", "T", "a:0", "Une phrase exacte.", "Une phrase inventée.", 0, 18, 0, 18).is_valid()
+    assert not Citation(1, "a", "T", "a:0", "Une phrase exacte.", "", 0, 0, 0, 18).is_valid()
+
+
+def test_abstains_in_the_question_language_and_lists_the_closest_articles(retriever: Retriever) -> None:
+    strict = AnswerSettings(min_support=(("fr", 5.0), ("en", 5.0)))
+    french = answer(retriever, "Quelle est la capitale de l'Australie ?", settings=strict)
+    assert french.abstained and french.text == NOT_FOUND["fr"] and french.citations == ()
+    assert french.closest_articles
+    english = answer(retriever, "What is the capital of Australia?", settings=strict)
+    assert english.text == NOT_FOUND["en"]
+
+
+def test_questions_of_the_interviewer_are_never_quoted_as_answers(retriever: Retriever) -> None:
+    result = answer(retriever, "Et les marques ?", settings=OPEN)
+    assert all(not c.quote.endswith("?") for c in result.citations)
+
+
+def test_follow_up_is_understood_from_the_previous_question(retriever: Retriever) -> None:
+    alone = answer(retriever, "Et la TVA ?", settings=OPEN)
+    followed = answer(retriever, "Et la TVA ?", ["Quelle imposition à Hong Kong ?"], settings=OPEN)
+    assert followed.citations[0].article_id == "chine"
+    assert followed.hits[0].chunk.article_id == "chine"
+    assert alone.hits  # still answers something on its own
+
+
+def test_language_detection() -> None:
+    assert detect_language("What share of companies are on LinkedIn?") == "en"
+    assert detect_language("Quelle part des entreprises est sur LinkedIn ?") == "fr"
+
+
+def test_history_from_browser_and_client_is_normalised() -> None:
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "Première ?"}]},
+        {"role": "assistant", "content": "Réponse"},
+        {"role": "assistant", "content": "x", "metadata": {"title": "Sources"}},
+        {"role": "user", "content": "Seconde ?"},
+    ]
+    assert previous_questions(history) == ["Première ?", "Seconde ?"]
+    assert text_of({"text": "a"}) == "a"
+
+
+def test_sources_panel_marks_the_quote_inside_its_passage(retriever: Retriever) -> None:
+    result = answer(retriever, "Quel est le plafond de l'imposition sur les profits à Hong Kong ?", settings=OPEN)
+    panel = sources_text(result)
+    assert panel.startswith("[1] L’entrepreneuriat en Chine")
+    assert f"【{result.citations[0].quote}】" in panel

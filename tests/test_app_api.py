@@ -1,0 +1,50 @@
+"""The web chat launched in-process and called through gradio_client, on the real index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from gradio_client import Client
+
+from chatbot.app import text_of
+
+pytestmark = pytest.mark.integration
+
+
+def _ask(client: Client, question: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    _, messages = client.predict(question, history, 5, "hybrid", api_name="/ask")
+    return list(messages)
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**m, "content": text_of(m["content"])} for m in messages]
+
+
+def test_answer_then_follow_up_with_sources(chat_url: str) -> None:
+    client = Client(chat_url, verbose=False)
+    messages = _ask(client, "Quelle part des PME a un site web en France ?", [])
+    answer, sources = _texts(messages)[-2:]
+    assert "66%" in answer["content"] and "[1]" in answer["content"]
+    assert sources["metadata"]["title"] == "Sources"
+    assert "L’association digitale" in sources["content"]
+    assert "【" in sources["content"]
+
+    messages = _texts(_ask(client, "Et en Finlande ?", messages))
+    assert "95% en Finlande" in messages[-2]["content"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == [
+        "Quelle part des PME a un site web en France ?",
+        "Et en Finlande ?",
+    ]
+
+
+def test_unanswerable_question_is_declined_in_french(chat_url: str) -> None:
+    messages = _texts(_ask(Client(chat_url, verbose=False), "Quelle est la recette de la tarte aux pommes ?", []))
+    assert messages[-2]["content"] == "Je ne trouve pas la réponse dans les articles."
+    assert messages[-1]["metadata"]["title"] == "Articles les plus proches"
+
+
+def test_empty_and_huge_questions_get_a_short_french_message(chat_url: str) -> None:
+    client = Client(chat_url, verbose=False)
+    assert _texts(_ask(client, "   ", []))[-1]["content"] == "Veuillez saisir une question."
+    assert "trop longue" in _texts(_ask(client, "mot " * 1500, []))[-1]["content"]
