@@ -19,9 +19,7 @@ NOT_FOUND = {
     "en": "I cannot find the answer in the articles.",
 }
 _SENTENCE = re.compile(r"[^\n]+?(?:[.!?…]+(?=\s)|$)", re.M)  # up to . ! ? … or the line end
-_ENGLISH = frozenset(
-    "the what which who how why when where is are does do did of and to in what's share".split()
-)
+_ENGLISH = frozenset("the what which who how why when where is are does do did of and to in what's share".split())
 _FRENCH = frozenset("le la les des du de quel quelle quels quelles qui comment pourquoi est sont et en un une".split())
 
 

@@ -1,8 +1,10 @@
 """The Gradio web chat. Everything shown is plain text: HTML in a question or an article is
-displayed literally and never runs."""
+displayed literally and never runs (Gradio's chatbot renders HTML even without Markdown, so
+every message is HTML-escaped here, the one place where text meets the page)."""
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ EXAMPLES = [
     "How many Chinese people use the internet?",
 ]
 MODE_LABELS = {"hybrid": "hybride (mots-clés + sens)", "bm25": "mots-clés (BM25)", "dense": "sens (vecteurs)"}
-MARK_OPEN, MARK_CLOSE = "【", "】"
+MARK_OPEN, MARK_CLOSE = "▶ ", " ◀"
 
 
 class ChatService:
@@ -72,13 +74,21 @@ def text_of(content: Any) -> str:
     return ""
 
 
+def shown(text: str) -> str:
+    """Text as the chat must display it: literally."""
+    return html.escape(text, quote=False)
+
+
 def previous_questions(history: list[dict[str, Any]]) -> list[str]:
-    return [text_of(m.get("content")) for m in history if m.get("role") == "user" and not m.get("metadata")]
+    """The user's earlier questions, as typed."""
+    return [
+        html.unescape(text_of(m.get("content"))) for m in history if m.get("role") == "user" and not m.get("metadata")
+    ]
 
 
 def sources_text(result: Answer) -> str:
     """The sources panel: title, where the passage sits, and the passage with the quoted
-    sentence set between 【 】."""
+    sentence set between ▶ ◀."""
     blocks = []
     for n in sorted({c.n for c in result.citations}):
         cited = [c for c in result.citations if c.n == n]
@@ -100,27 +110,31 @@ def respond(
     question = text_of(message)
     history = list(history or [])
     asked = previous_questions(history)
-    history.append({"role": "user", "content": question})
+    history.append({"role": "user", "content": shown(question)})
     yield "", history
     try:
         result = service.ask(question, asked, int(k), mode)
     except ChatbotError as exc:
         logger.warning("Question failed: %s", exc)
-        history.append({"role": "assistant", "content": french_error(exc)})
+        history.append({"role": "assistant", "content": shown(french_error(exc))})
         yield "", history
         return
     words = result.text.split(" ")
     history.append({"role": "assistant", "content": ""})
     for end in range(0, len(words), 4):
-        history[-1] = {"role": "assistant", "content": " ".join(words[: end + 4])}
+        history[-1] = {"role": "assistant", "content": shown(" ".join(words[: end + 4]))}
         yield "", history
     if result.abstained and result.closest_articles:
         label = "Articles les plus proches" if result.lang == "fr" else "Closest articles"
         note = "\n".join(f"• {title}" for title in result.closest_articles)
-        history.append({"role": "assistant", "content": note, "metadata": {"title": label, "status": "done"}})
+        history.append({"role": "assistant", "content": shown(note), "metadata": {"title": label, "status": "done"}})
     elif result.citations:
         history.append(
-            {"role": "assistant", "content": sources_text(result), "metadata": {"title": "Sources", "status": "done"}}
+            {
+                "role": "assistant",
+                "content": shown(sources_text(result)),
+                "metadata": {"title": "Sources", "status": "done"},
+            }
         )
     yield "", history
 

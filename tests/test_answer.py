@@ -105,4 +105,20 @@ def test_sources_panel_marks_the_quote_inside_its_passage(retriever: Retriever) 
     result = answer(retriever, "Quel est le plafond de l'imposition sur les profits à Hong Kong ?", settings=OPEN)
     panel = sources_text(result)
     assert panel.startswith("[1] L’entrepreneuriat en Chine")
-    assert f"【{result.citations[0].quote}】" in panel
+    assert f"▶ {result.citations[0].quote} ◀" in panel
+
+
+def test_chat_messages_are_escaped_and_questions_read_back_as_typed() -> None:
+    from chatbot.app import ChatService, respond
+
+    class Refusing(ChatService):
+        def ask(self, question, history, k, mode):  # type: ignore[no-untyped-def]
+            from chatbot.errors import QuestionError
+
+            raise QuestionError("The question is empty.")
+
+    service = Refusing(Settings())
+    *_, (_, history) = respond(service, "<b>x</b>", [], 5, "hybrid")
+    assert history[0]["content"] == "&lt;b&gt;x&lt;/b&gt;"
+    assert history[-1]["content"] == "Veuillez saisir une question."
+    assert previous_questions(history) == ["<b>x</b>"]

@@ -28,7 +28,7 @@ def test_answer_then_follow_up_with_sources(chat_url: str) -> None:
     assert "66%" in answer["content"] and "[1]" in answer["content"]
     assert sources["metadata"]["title"] == "Sources"
     assert "L’association digitale" in sources["content"]
-    assert "【" in sources["content"]
+    assert "▶ " in sources["content"]
 
     messages = _texts(_ask(client, "Et en Finlande ?", messages))
     assert "95% en Finlande" in messages[-2]["content"]

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatbot.conversation import search_with_history
-from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluation import evaluate, load_questions
-from chatbot.index import build_index
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
