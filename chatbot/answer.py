@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from chatbot import analysis
-from chatbot.conversation import search_with_history
+from chatbot.conversation import follow_up_context, search_with_history
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Mode
 
@@ -77,24 +77,16 @@ class Answer:
     lang: str = "fr"
     hits: tuple[Hit, ...] = field(default=(), compare=False, repr=False)
 
+    def sources(self) -> list[tuple[int, list[Citation]]]:
+        """The cited passages in marker order, each with the citations (quotes) it backs."""
+        return [(n, [c for c in self.citations if c.n == n]) for n in sorted({c.n for c in self.citations})]
+
     def to_dict(self) -> dict[str, object]:
+        """The JSON shape of ``chatbot ask --json``."""
         return {
             "answer": self.text,
             "abstained": self.abstained,
-            "citations": [
-                {
-                    "n": c.n,
-                    "article": c.article,
-                    "chunk_id": c.chunk_id,
-                    "text": c.text,
-                    "quote": c.quote,
-                    "quote_start": c.quote_start,
-                    "quote_end": c.quote_end,
-                    "chunk_start": c.chunk_start,
-                    "chunk_end": c.chunk_end,
-                }
-                for c in self.citations
-            ],
+            "citations": [asdict(c) for c in self.citations],
             "closest_articles": list(self.closest_articles),
         }
 
@@ -129,12 +121,11 @@ def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
     return out
 
 
-def lexical_overlap(question: str, sentence: str) -> float:
-    """Share of the question's analysed terms that the sentence contains."""
-    asked = set(analysis.analyze(question))
+def coverage(asked: frozenset[str], text: str) -> float:
+    """Share of the question's analysed terms ``asked`` that ``text`` contains."""
     if not asked:
         return 0.0
-    return len(asked & set(analysis.analyze(sentence))) / len(asked)
+    return len(asked & set(analysis.analyze(text))) / len(asked)
 
 
 def compose(
@@ -150,31 +141,36 @@ def compose(
     """
     lang = detect_language(question)
     closest = tuple(dict.fromkeys(h.chunk.article_title for h in hits))[:3]
-    sentences = [s for hit in hits for s in split_sentences(hit, settings.min_sentence_chars)]
-    if not sentences:
-        return Answer(question, NOT_FOUND[lang], True, closest_articles=closest, lang=lang, hits=tuple(hits))
-    query = f"{context} {question}".strip()
-    q_vec = retriever.embedder.encode_queries([query])[0]
-    support = _support(retriever, q_vec, query, hits, settings)
-    if support < dict(settings.min_support).get(lang, 0.0):
+
+    def decline(support: float = 0.0) -> Answer:
         return Answer(
             question, NOT_FOUND[lang], True, closest_articles=closest, score=support, lang=lang, hits=tuple(hits)
         )
+
+    sentences = [s for hit in hits for s in split_sentences(hit, settings.min_sentence_chars)]
+    if not sentences:
+        return decline()
+    query = f"{context} {question}".strip()
+    asked = frozenset(analysis.analyze(query))
+    q_vec = retriever.query_vector(query)
+    support = _support(retriever, q_vec, asked, hits, settings)
+    if support < dict(settings.min_support).get(lang, 0.0):
+        return decline(support)
     s_vecs = retriever.embedder.encode_documents([s.text for s in sentences])
-    cosine = np.asarray(s_vecs, dtype=np.float32) @ np.asarray(q_vec, dtype=np.float32)
+    cosine = np.asarray(s_vecs, dtype=np.float32) @ q_vec[0]
     scored = [
         Sentence(
             s.hit,
             s.start,
             s.end,
             s.text,
-            float(cos) + settings.lexical_weight * lexical_overlap(query, s.text) + settings.rank_weight / s.hit.rank,
+            float(cos) + settings.lexical_weight * coverage(asked, s.text) + settings.rank_weight / s.hit.rank,
         )
         for s, cos in zip(sentences, cosine, strict=True)
     ]
     scored = _answers_not_questions(scored, settings.question_carry)
     if not scored:
-        return Answer(question, NOT_FOUND[lang], True, closest_articles=closest, lang=lang, hits=tuple(hits))
+        return decline(support)
     scored.sort(key=lambda s: (-s.score, s.hit.rank, s.start))
     best = scored[0]
     chosen = [best]
@@ -187,13 +183,13 @@ def compose(
 
 
 def _support(
-    retriever: Retriever, q_vec: np.ndarray, query: str, hits: Sequence[Hit], settings: AnswerSettings
+    retriever: Retriever, q_vec: np.ndarray, asked: frozenset[str], hits: Sequence[Hit], settings: AnswerSettings
 ) -> float:
     """How well the best passages back the question: the basis of abstention."""
-    nearest = retriever.nearest(np.asarray(q_vec, dtype=np.float32)[None, :], 1)
+    nearest = retriever.nearest(q_vec, 1)
     cosine = nearest[0][1] if nearest else 0.0
-    coverage = max((lexical_overlap(query, h.chunk.text) for h in hits), default=0.0)
-    return cosine + settings.coverage_weight * coverage
+    covered = max((coverage(asked, h.chunk.text) for h in hits), default=0.0)
+    return cosine + settings.coverage_weight * covered
 
 
 def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sentence]:
@@ -263,5 +259,4 @@ def answer(
         QuestionError: the question is empty or too long.
     """
     hits = search_with_history(retriever, question, history, k=k, mode=mode)
-    context = history[-1] if history and len(analysis.analyze(question)) <= 4 else ""
-    return compose(question, hits, retriever, settings, context=context)
+    return compose(question, hits, retriever, settings, context=follow_up_context(question, history))

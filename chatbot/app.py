@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from chatbot.answer import Answer, answer
-from chatbot.errors import ChatbotError, IndexStateError, ModelError, QuestionError
+from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
 
@@ -52,10 +52,10 @@ class ChatService:
 
 def french_error(exc: ChatbotError) -> str:
     """A short message in French for the chat; details go to the log."""
-    if isinstance(exc, QuestionError):
-        if "empty" in str(exc):
-            return "Veuillez saisir une question."
-        return "La question est trop longue : raccourcissez-la (2 000 caractères au plus)."
+    if isinstance(exc, EmptyQuestionError):
+        return "Veuillez saisir une question."
+    if isinstance(exc, QuestionTooLongError):
+        return f"La question est trop longue : raccourcissez-la ({exc.limit} caractères au plus)."
     if isinstance(exc, IndexStateError):
         return "L’index des articles est absent ou abîmé : lancez « chatbot index --rebuild » puis rechargez la page."
     if isinstance(exc, ModelError):
@@ -90,8 +90,7 @@ def sources_text(result: Answer) -> str:
     """The sources panel: title, where the passage sits, and the passage with the quoted
     sentence set between ▶ ◀."""
     blocks = []
-    for n in sorted({c.n for c in result.citations}):
-        cited = [c for c in result.citations if c.n == n]
+    for n, cited in result.sources():
         first = cited[0]
         passage = first.text
         for c in sorted(cited, key=lambda c: -c.quote_start):

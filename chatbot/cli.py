@@ -8,10 +8,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError
 from chatbot.settings import MODES, Settings
+
+if TYPE_CHECKING:
+    from chatbot.index import BuildReport
 
 EXIT_ERROR = 1
 EXIT_INDEX = 2
@@ -36,26 +39,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     Example: chatbot index --corpus corpus/ --index index/ --rebuild
     """
-    from tqdm import tqdm
-
-    from chatbot.embedding import SentenceTransformerEmbedder
-    from chatbot.index import build_index
-
     settings = _settings(args)
-    bar: tqdm[Any] | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="Embedding chunks", unit="chunk", disable=args.json)
-        bar.update(done - bar.n)
-
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
-    try:
-        report = build_index(settings, embedder, rebuild=args.rebuild, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     summary = {
@@ -78,6 +63,29 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.removed_articles} removed, {len(report.skipped)} files skipped, {report.seconds:.2f} s."
         )
     return 0
+
+
+def _build_with_progress(settings: Settings, *, rebuild: bool, quiet: bool) -> BuildReport:
+    """Build or update the index with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from chatbot.embedding import SentenceTransformerEmbedder
+    from chatbot.index import build_index
+
+    bar: tqdm[Any] | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="Embedding chunks", unit="chunk", disable=quiet)
+        bar.update(done - bar.n)
+
+    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+    try:
+        return build_index(settings, embedder, rebuild=rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -118,8 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     Example: chatbot eval --questions evaluation/questions.jsonl --mode all
     """
-    from chatbot.conversation import search_with_history
-    from chatbot.evaluation import Question, evaluate, format_table, load_questions
+    from chatbot.evaluation import evaluate_retriever, format_table, load_questions
     from chatbot.retrieval import Retriever
 
     settings = _settings(args)
@@ -135,12 +142,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             results = [answer(retriever, q.question, q.history, mode=mode) for q in questions]  # type: ignore[arg-type]
             reports.setdefault(mode, {}).update(answer_metrics(questions, results))
     for mode in modes:
-
-        def search(q: Question, mode: Any = mode) -> list[Any]:
-            hits = search_with_history(retriever, q.question, q.history, k=10, mode=mode)
-            return [h.chunk for h in hits]
-
-        reports[mode] = {**evaluate(questions, search, retriever.chunks), **reports.get(mode, {})}
+        reports[mode] = {**evaluate_retriever(questions, retriever, mode), **reports.get(mode, {})}
     for report in reports.values():
         if not args.details:
             report.pop("per_question")
@@ -168,8 +170,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print(result.text)
     if result.abstained and result.closest_articles:
         print("\nClosest articles: " + "; ".join(result.closest_articles))
-    for n in sorted({c.n for c in result.citations}):
-        first = next(c for c in result.citations if c.n == n)
+    for n, (first, *_) in result.sources():
         print(f"\n[{n}] {first.article} ({first.chunk_id})")
         print("    " + first.text.replace("\n", "\n    "))
     return 0
@@ -185,8 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if index_is_stale(settings):
         print("Index missing or out of date: building it first.", file=sys.stderr)
-        build_args = argparse.Namespace(**{**vars(args), "rebuild": False, "json": False})
-        cmd_index(build_args)
+        report = _build_with_progress(settings, rebuild=False, quiet=False)
+        print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
     from chatbot.app import ChatService, build_app
 
     service = ChatService(settings)

@@ -12,6 +12,17 @@ from chatbot.settings import Mode
 SHORT_QUESTION = 4
 
 
+def is_short(question: str) -> bool:
+    """«Et en Finlande ?», «Qui l'a cofondé ?»: too few words to stand on their own."""
+    return len(analysis.analyze(question)) <= SHORT_QUESTION
+
+
+def follow_up_context(question: str, history: Sequence[str]) -> str:
+    """The earlier question a short follow-up leans on, else an empty string."""
+    previous = [h for h in history if h.strip()]
+    return previous[-1] if previous and is_short(question) else ""
+
+
 def search_with_history(
     retriever: Retriever,
     question: str,
@@ -33,8 +44,7 @@ def search_with_history(
     depth = max(k, retriever.settings.candidates)
     contextual = retriever.search(f"{previous[-1]} {question}", k=depth, mode=mode)
     alone = retriever.search(question, k=depth, mode=mode)
-    short = len(analysis.analyze(question)) <= SHORT_QUESTION
-    weights = (1.0, 0.5) if short else (1.0, 1.0)
+    weights = (1.0, 0.5) if is_short(question) else (1.0, 1.0)
     by_id = {h.chunk.id: h.chunk for h in contextual + alone}
     fused = rrf_fuse(
         [

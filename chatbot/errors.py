@@ -35,5 +35,18 @@ class QuestionError(ChatbotError):
     """The question cannot be searched (empty, too long...)."""
 
 
+class EmptyQuestionError(QuestionError):
+    """Nothing to search once spaces and control characters are removed."""
+
+
+class QuestionTooLongError(QuestionError):
+    """Longer than ``Settings.max_question_chars``."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"The question is too long ({length} characters; at most {limit}).")
+        self.length = length
+        self.limit = limit
+
+
 class ModelError(ChatbotError):
     """The embedding or reranking model cannot be loaded."""

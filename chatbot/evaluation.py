@@ -15,10 +15,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
+
+if TYPE_CHECKING:
+    from chatbot.retrieval import Retriever
+    from chatbot.settings import Mode
 
 KS = (1, 3, 5, 10)
 METRICS = tuple(f"recall@{k}" for k in KS) + ("mrr@10", "ndcg@10")
@@ -156,6 +160,16 @@ def evaluate(questions: Sequence[Question], search: Search, all_chunks: Sequence
     report["unreachable"] = unreachable
     report["per_question"] = details
     return report
+
+
+def evaluate_retriever(questions: Sequence[Question], retriever: Retriever, mode: Mode) -> dict[str, Any]:
+    """:func:`evaluate` the top 10 that the chat would retrieve (follow-ups with their history)."""
+    from chatbot.conversation import search_with_history
+
+    def search(q: Question) -> list[Chunk]:
+        return [h.chunk for h in search_with_history(retriever, q.question, q.history, k=10, mode=mode)]
+
+    return evaluate(questions, search, retriever.chunks)
 
 
 def answer_metrics(questions: Sequence[Question], answers: Sequence[Any]) -> dict[str, float]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from chatbot import analysis
 from chatbot.chunking import Chunk
-from chatbot.errors import ModelError, QuestionError
+from chatbot.errors import EmptyQuestionError, ModelError, QuestionTooLongError
 from chatbot.index import LoadedIndex, load_index
 from chatbot.settings import Mode, Settings
 
@@ -34,20 +36,22 @@ class Hit:
 
 
 Ranking = list[tuple[int, float]]  # (chunk row, score), best first
+_QUERY_CACHE = 64
 
 
 def clean_question(question: str, max_chars: int) -> str:
     """Strip control characters and lone surrogates; refuse empty or over-long questions.
 
     Raises:
-        QuestionError: the question is empty or longer than ``max_chars``.
+        EmptyQuestionError: nothing is left to search.
+        QuestionTooLongError: the question is longer than ``max_chars``.
     """
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in str(question))
     text = " ".join(text.split())
     if not text:
-        raise QuestionError("The question is empty.")
+        raise EmptyQuestionError("The question is empty.")
     if len(text) > max_chars:
-        raise QuestionError(f"The question is too long ({len(text)} characters; at most {max_chars}).")
+        raise QuestionTooLongError(len(text), max_chars)
     return text
 
 
@@ -75,6 +79,10 @@ class Retriever:
             embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
         self.embedder = embedder
         self._vocab = self.index.bm25.vocab_dict
+        # A conversation encodes the same text several times (search, follow-up fusion, answer
+        # scoring); the model call dominates the cost, so the last vectors are kept.
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def chunks(self) -> tuple[Chunk, ...]:
@@ -109,13 +117,13 @@ class Retriever:
         if self.settings.fusion == "rrf":
             lists = [(self.keyword(text, depth), weights[0]), (self.dense(text, depth), weights[1])]
             return rrf_fuse(lists, self.settings.rrf_k)
-        query = self._query_vector(text)
+        query = self.query_vector(text)
         keyword = self.keyword(text, depth)
         dense = self.nearest(query, depth)
         rows = sorted({row for row, _ in keyword} | {row for row, _ in dense})
         bm25_scores = dict(keyword)
-        vectors = np.vstack([self.index.vectors.reconstruct(row) for row in rows])
-        dense_scores = vectors @ query[0]
+        # Rows that only BM25 found need their dense score too.
+        dense_scores = self.index.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query[0]
         fused = weights[0] * _zscore(np.array([bm25_scores.get(r, 0.0) for r in rows])) + weights[1] * _zscore(
             dense_scores
         )
@@ -128,14 +136,25 @@ class Retriever:
         if not tokens:
             return []
         scores = self.index.bm25.get_scores(tokens)
-        return _top(scores, depth, positive_only=True)
+        order = np.argsort(-scores, kind="stable")[:depth]
+        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
 
     def dense(self, text: str, depth: int) -> Ranking:
         """Inner product between the question's vector and every chunk's."""
-        return self.nearest(self._query_vector(text), depth)
+        return self.nearest(self.query_vector(text), depth)
 
-    def _query_vector(self, text: str) -> np.ndarray:
-        return np.ascontiguousarray(self.embedder.encode_queries([text]), dtype=np.float32)
+    def query_vector(self, text: str) -> np.ndarray:
+        """The question's vector (shape 1 x dim), encoded once for recent questions."""
+        text = " ".join(text.split())
+        with self._lock:
+            vector = self._vectors.pop(text, None)
+        if vector is None:
+            vector = np.ascontiguousarray(self.embedder.encode_queries([text]), dtype=np.float32)
+        with self._lock:
+            self._vectors[text] = vector
+            while len(self._vectors) > _QUERY_CACHE:
+                self._vectors.popitem(last=False)
+        return vector
 
     def nearest(self, query: np.ndarray, depth: int) -> Ranking:
         """The ``depth`` chunks nearest to an already-encoded question vector (shape 1 x dim)."""
@@ -156,11 +175,6 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     """Standardise scores so that BM25 and cosine scores can be added."""
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-
-
-def _top(scores: np.ndarray, depth: int, positive_only: bool = False) -> Ranking:
-    order = np.argsort(-scores, kind="stable")[:depth]
-    return [(int(i), float(scores[i])) for i in order if not positive_only or scores[i] > 0]
 
 
 @functools.lru_cache(maxsize=2)

@@ -13,9 +13,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from chatbot.conversation import search_with_history
 from chatbot.embedding import SentenceTransformerEmbedder
-from chatbot.evaluation import Question, evaluate, format_table, load_questions
+from chatbot.evaluation import Question, evaluate_retriever, format_table, load_questions
 from chatbot.index import build_index
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
@@ -28,11 +27,7 @@ def run(settings: Settings, questions: list[Question], label: str, modes: tuple[
     reports = {}
     for mode in modes:
         started = time.perf_counter()
-        report = evaluate(
-            questions,
-            lambda q, m=mode: [h.chunk for h in search_with_history(retriever, q.question, q.history, k=10, mode=m)],
-            retriever.chunks,
-        )
+        report = evaluate_retriever(questions, retriever, mode)  # type: ignore[arg-type]
         report["ms_per_query"] = 1000 * (time.perf_counter() - started) / max(report["n"], 1)
         reports[f"{label} {mode}"] = report
     return reports

@@ -113,9 +113,9 @@ def test_chat_messages_are_escaped_and_questions_read_back_as_typed() -> None:
 
     class Refusing(ChatService):
         def ask(self, question, history, k, mode):  # type: ignore[no-untyped-def]
-            from chatbot.errors import QuestionError
+            from chatbot.errors import EmptyQuestionError
 
-            raise QuestionError("The question is empty.")
+            raise EmptyQuestionError("The question is empty.")
 
     service = Refusing(Settings())
     *_, (_, history) = respond(service, "<b>x</b>", [], 5, "hybrid")

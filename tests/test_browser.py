@@ -46,6 +46,8 @@ def test_html_in_a_question_is_shown_as_text_and_never_runs(page) -> None:  # ty
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.locator("#clear").click()
+    # Clearing also empties the question box: wait for it, or it may wipe the text typed next.
+    page.wait_for_function("!document.querySelector('#conversation .message')")
     payload = "<img src=x onerror=alert(1)>"
     _ask(page, payload)
     page.locator("#conversation").get_by_text(payload).first.wait_for(timeout=30_000)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.conversation import search_with_history
-from chatbot.evaluation import evaluate, load_questions
+from chatbot.evaluation import evaluate_retriever, load_questions
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -44,13 +43,7 @@ def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(real_retrieve
     floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))
     reports = {}
     for mode in ("bm25", "dense", "hybrid"):
-        reports[mode] = evaluate(
-            questions,
-            lambda q, m=mode: [
-                h.chunk for h in search_with_history(real_retriever, q.question, q.history, k=10, mode=m)
-            ],
-            real_retriever.chunks,
-        )
+        reports[mode] = evaluate_retriever(questions, real_retriever, mode)  # type: ignore[arg-type]
     hybrid = reports["hybrid"]
     assert hybrid["unreachable"] == []
     assert hybrid["recall@5"] >= floor["recall@5"], hybrid
