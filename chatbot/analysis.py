@@ -14,7 +14,7 @@ import unicodedata
 import Stemmer
 from bm25s.stopwords import STOPWORDS_FRENCH
 
-VERSION = 1  # bump when the analysis changes: stored keyword indexes then need a rebuild
+VERSION = 2  # bump when the analysis changes: stored keyword indexes then need a rebuild
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
 # A number (with , or . decimals and an optional %), or a word that may hold apostrophes.
@@ -29,7 +29,9 @@ def fold_accents(text: str) -> str:
 
 
 # «été» is also a noun (summer) and «a» a verb worth nothing: keep the first, drop the second.
-_STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"}) - {"ete"}
+# Question words carry no topic; bm25s' list (NLTK's) lacks them.
+_QUESTION_WORDS = {"combien", "comment", "pourquoi", "quand", "ou", "quel", "quelle", "quels", "quelles", "est-ce"}
+_STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"} | _QUESTION_WORDS) - {"ete"}
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,3 +38,7 @@ def test_plural_and_singular_share_a_stem() -> None:
 
 def test_fold_accents() -> None:
     assert fold_accents("Élève à l’œuvre") == "Eleve a l’œuvre".replace("œ", "œ")
+
+
+def test_question_words_carry_no_topic() -> None:
+    assert analyze("Combien de start-up ? Pourquoi, comment, quand, quelle part ?") == ["start", "up", "part"]

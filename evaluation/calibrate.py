@@ -1,0 +1,45 @@
+"""Calibrate the abstention thresholds on a question set.
+
+Usage: python evaluation/calibrate.py [--questions FILE]
+Computes every question's support (see chatbot.answer) with abstention off, then, per
+language, the lowest threshold that declines every unanswerable question of that language,
+and how many answerable questions it would wrongly decline. Paste the thresholds into
+AnswerSettings.min_support.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from chatbot.answer import AnswerSettings, answer
+from chatbot.evaluation import load_questions
+from chatbot.retrieval import Retriever
+from chatbot.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"))
+    args = parser.parse_args()
+    retriever = Retriever(Settings())
+    questions = load_questions(args.questions)
+    never = AnswerSettings(min_support=(("fr", float("-inf")), ("en", float("-inf"))))
+    rows = [(q, answer(retriever, q.question, q.history, settings=never).score) for q in questions]
+    for lang in sorted({q.lang for q in questions}):
+        unanswerable = [s for q, s in rows if q.lang == lang and not q.answerable]
+        answerable = sorted((s, q.id) for q, s in rows if q.lang == lang and q.answerable)
+        if not unanswerable:
+            print(f"{lang}: no unanswerable question to calibrate on")
+            continue
+        threshold = round(max(unanswerable) + 0.001, 3)
+        wrong = [qid for s, qid in answerable if s < threshold]
+        print(
+            f"{lang}: threshold {threshold} declines {len(unanswerable)}/{len(unanswerable)} unanswerable, "
+            f"{len(wrong)}/{len(answerable)} answerable wrongly ({', '.join(wrong)}); "
+            f"lowest answerable supports: {[round(s, 3) for s, _ in answerable[:5]]}"
+        )
+
+
+if __name__ == "__main__":
+    main()
