@@ -47,6 +47,9 @@ class AnswerSettings:
     min_sentence_chars: int = 25
 
 
+DEFAULT_ANSWER_SETTINGS = AnswerSettings()
+
+
 @dataclass(frozen=True)
 class Citation:
     """Marker ``[n]``: a sentence quoted verbatim from a passage of an article."""
@@ -79,6 +82,10 @@ class Answer:
     score: float = 0.0
     lang: str = "fr"
     hits: tuple[Hit, ...] = field(default=(), compare=False, repr=False)
+    # "extractive" (quoted sentences) or "llm" (written by a language model, citations checked).
+    mode: str = "extractive"
+    note: str = ""  # shown under the answer, e.g. why the LLM answer was not used
+    citations_dropped: int = 0
 
     def sources(self) -> list[tuple[int, list[Citation]]]:
         """The cited passages in marker order, each with the citations (quotes) it backs."""
@@ -91,6 +98,9 @@ class Answer:
             "abstained": self.abstained,
             "citations": [asdict(c) for c in self.citations],
             "closest_articles": list(self.closest_articles),
+            "mode": self.mode,
+            "note": self.note,
+            "citations_dropped": self.citations_dropped,
         }
 
 
@@ -135,7 +145,7 @@ def compose(
     question: str,
     hits: Sequence[Hit],
     retriever: Retriever,
-    settings: AnswerSettings = AnswerSettings(),
+    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
     context: str = "",
 ) -> Answer:
     """Pick the best sentences of ``hits`` and number their passages.
@@ -245,7 +255,7 @@ def answer(
     *,
     k: int | None = None,
     mode: Mode | None = None,
-    settings: AnswerSettings = AnswerSettings(),
+    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
 ) -> Answer:
     """Retrieve passages for ``question`` (asked after ``history``) and compose the answer.
 

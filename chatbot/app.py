@@ -14,6 +14,7 @@ import gradio as gr
 
 from chatbot.answer import Answer, answer
 from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
+from chatbot.llm import LLMConfig, generate
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
 
@@ -32,8 +33,9 @@ MARK_OPEN, MARK_CLOSE = "▶ ", " ◀"
 class ChatService:
     """One retriever per process, loaded on first use and shared by every conversation."""
 
-    def __init__(self, settings: Settings, retriever: Retriever | None = None) -> None:
+    def __init__(self, settings: Settings, retriever: Retriever | None = None, llm: LLMConfig | None = None) -> None:
         self.settings = settings
+        self.llm = llm
         self._retriever = retriever
         self._lock = threading.Lock()
 
@@ -45,9 +47,26 @@ class ChatService:
             return self._retriever
 
     def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
+        """The extractive answer (retrieval included)."""
         retriever = self.retriever
         with self._lock:  # the embedding model is not guaranteed thread-safe
             return answer(retriever, question, history, k=int(k), mode=mode if mode in MODES else None)  # type: ignore[arg-type]
+
+    def stream(
+        self, question: str, history: list[str], turns: list[tuple[str, str]], k: int, mode: str
+    ) -> Iterator[str | Answer]:
+        """Partial texts, then the final answer: the LLM's when one is configured."""
+        extractive = self.ask(question, history, k, mode)
+        if self.llm is None:
+            yield extractive
+            return
+        yield from generate(extractive, self.llm, turns)  # outside the lock: the server does the work
+
+    @property
+    def mode_label(self) -> str:
+        if self.llm is None:
+            return "Réponses extraites des articles (phrases citées telles quelles)."
+        return f"Réponses rédigées par le modèle {self.llm.model} ({self.llm.url}), citations vérifiées."
 
 
 def french_error(exc: ChatbotError) -> str:
@@ -79,6 +98,20 @@ def shown(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def previous_turns(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(question, answer) pairs of the conversation, for the language model."""
+    turns: list[tuple[str, str]] = []
+    for message in history:
+        if message.get("metadata"):
+            continue
+        content = html.unescape(text_of(message.get("content")))
+        if message.get("role") == "user":
+            turns.append((content, ""))
+        elif turns and not turns[-1][1]:
+            turns[-1] = (turns[-1][0], content)
+    return [t for t in turns if t[1]]
+
+
 def previous_questions(history: list[dict[str, Any]]) -> list[str]:
     """The user's earlier questions, as typed."""
     return [
@@ -108,20 +141,30 @@ def respond(
     """Stream the answer into the conversation, then add its sources as a collapsed panel."""
     question = text_of(message)
     history = list(history or [])
-    asked = previous_questions(history)
+    asked, turns = previous_questions(history), previous_turns(history)
     history.append({"role": "user", "content": shown(question)})
     yield "", history
+    history.append({"role": "assistant", "content": ""})
+    result: Answer | None = None
     try:
-        result = service.ask(question, asked, int(k), mode)
+        for item in service.stream(question, asked, turns, int(k), mode):
+            if isinstance(item, str):  # the language model writing
+                history[-1] = {"role": "assistant", "content": shown(item)}
+                yield "", history
+            else:
+                result = item
     except ChatbotError as exc:
         logger.warning("Question failed: %s", exc)
-        history.append({"role": "assistant", "content": shown(french_error(exc))})
+        history[-1] = {"role": "assistant", "content": shown(french_error(exc))}
         yield "", history
         return
+    assert result is not None
     words = result.text.split(" ")
-    history.append({"role": "assistant", "content": ""})
     for end in range(0, len(words), 4):
         history[-1] = {"role": "assistant", "content": shown(" ".join(words[: end + 4]))}
+        yield "", history
+    if result.note:
+        history[-1] = {"role": "assistant", "content": shown(f"{result.text}\n\n({result.note})")}
         yield "", history
     if result.abstained and result.closest_articles:
         label = "Articles les plus proches" if result.lang == "fr" else "Closest articles"
@@ -146,6 +189,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             "Transformation numérique, employee advocacy, influenceurs, start-up en Chine, femmes du numérique, "
             "Twitter… Chaque réponse cite les passages qui la justifient : ouvrez « Sources » pour les lire."
         )
+        gr.Markdown(service.mode_label, elem_id="answer-mode")
         chatbot = gr.Chatbot(label="Conversation", render_markdown=False, height=520, elem_id="conversation")
         with gr.Row():
             box = gr.Textbox(

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from chatbot.settings import MODES, Settings
 
 if TYPE_CHECKING:
     from chatbot.index import BuildReport
+    from chatbot.llm import LLMConfig
 
 EXIT_ERROR = 1
 EXIT_INDEX = 2
@@ -135,12 +137,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
     reports: dict[str, dict[str, Any]] = {}
     if args.answers:
-        from chatbot.answer import answer
         from chatbot.evaluation import answer_metrics
+        from chatbot.llm import answer_with
 
+        llm = _llm(args)
         for mode in modes:
-            results = [answer(retriever, q.question, q.history, mode=mode) for q in questions]  # type: ignore[arg-type]
-            reports.setdefault(mode, {}).update(answer_metrics(questions, results))
+            results = [answer_with(retriever, q.question, q.history, llm, mode=mode) for q in questions]
+            reports.setdefault(mode, {}).update(answer_metrics(questions, results, llm=llm is not None))
     for mode in modes:
         reports[mode] = {**evaluate_retriever(questions, retriever, mode), **reports.get(mode, {})}
     for report in reports.values():
@@ -160,14 +163,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     Example: chatbot ask "Quel est le plafond d'imposition à Hong Kong ?" --json
     """
-    from chatbot.answer import answer
+    from chatbot.llm import answer_with
     from chatbot.retrieval import Retriever
 
-    result = answer(Retriever(_settings(args)), args.question, args.history or ())
+    result = answer_with(Retriever(_settings(args)), args.question, args.history or (), _llm(args))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
     print(result.text)
+    if result.note:
+        print(f"({result.note})")
     if result.abstained and result.closest_articles:
         print("\nClosest articles: " + "; ".join(result.closest_articles))
     for n, (first, *_) in result.sources():
@@ -190,11 +195,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
     from chatbot.app import ChatService, build_app
 
-    service = ChatService(settings)
+    service = ChatService(settings, llm=_llm(args))
     service.retriever.search("démarrage")  # load the model now, not on the first question
     demo = build_app(service)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, footer_links=[])
     return 0
+
+
+def _llm(args: argparse.Namespace) -> LLMConfig | None:
+    from chatbot.llm import LLMConfig
+
+    config = LLMConfig.from_env(args.llm_url, args.llm_model, args.llm_api_key)
+    return replace(config, timeout=args.llm_timeout) if config else None
+
+
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("LLM answers (any OpenAI-compatible server; default: extractive answers)")
+    group.add_argument("--llm-url", help="base URL, e.g. http://127.0.0.1:11434/v1 (env CHATBOT_LLM_URL)")
+    group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
+    group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
+    group.add_argument("--llm-timeout", type=float, default=30.0, help="seconds before falling back (default 30)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -247,16 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--details", action="store_true", help="include the rank of the first relevant chunk per question")
     p.add_argument("--answers", action="store_true", help="also compose answers and measure citations and abstention")
+    _llm_options(p)
 
     p = add("ask", cmd_ask)
     p.add_argument("question")
     p.add_argument("--history", nargs="*", help="earlier questions of the conversation, oldest first")
     p.add_argument("--json", action="store_true", help="print the answer and its citations as JSON")
     _retrieval_options(p)
+    _llm_options(p)
 
     p = add("serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    _llm_options(p)
     return parser
 
 

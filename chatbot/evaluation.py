@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 KS = (1, 3, 5, 10)
 METRICS = tuple(f"recall@{k}" for k in KS) + ("mrr@10", "ndcg@10")
-ANSWER_METRICS = ("answer_evidence_rate", "citation_valid_rate", "abstain_correct", "abstain_false")
+ANSWER_METRICS = (
+    "answer_evidence_rate",
+    "citation_valid_rate",
+    "abstain_correct",
+    "abstain_false",
+    "citations_dropped",
+    "llm_rate",
+)
 _QUOTES = str.maketrans(
     {"’": "'", "‘": "'", "ʼ": "'", "´": "'", "`": "'", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'}
 )
@@ -172,12 +179,14 @@ def evaluate_retriever(questions: Sequence[Question], retriever: Retriever, mode
     return evaluate(questions, search, retriever.chunks)
 
 
-def answer_metrics(questions: Sequence[Question], answers: Sequence[Any]) -> dict[str, float]:
+def answer_metrics(questions: Sequence[Question], answers: Sequence[Any], llm: bool = False) -> dict[str, float]:
     """Answer quality over a question set, ``answers[i]`` answering ``questions[i]``.
 
     ``answer_evidence_rate``: answerable questions whose quoted sentences contain an evidence
     span; ``citation_valid_rate``: citations whose quote is verbatim in the cited passage;
-    ``abstain_correct``: unanswerable questions declined; ``abstain_false``: answerable ones declined.
+    ``abstain_correct``: unanswerable questions declined; ``abstain_false``: answerable ones declined;
+    with ``llm``, ``citations_dropped``: LLM citations removed by the check, and ``llm_rate``: answers
+    the LLM wrote (the rest fell back to extractive).
     """
     answerable = [(q, a) for q, a in zip(questions, answers, strict=True) if q.answerable]
     unanswerable = [(q, a) for q, a in zip(questions, answers, strict=True) if not q.answerable]
@@ -190,12 +199,16 @@ def answer_metrics(questions: Sequence[Question], answers: Sequence[Any]) -> dic
     def share(values: list[bool]) -> float:
         return round(sum(values) / len(values), 4) if values else 0.0
 
-    return {
+    metrics: dict[str, float] = {
         "answer_evidence_rate": share([has_evidence(q, a) for q, a in answerable]),
         "citation_valid_rate": share([c.is_valid() for c in citations]) if citations else 1.0,
         "abstain_correct": share([a.abstained for _, a in unanswerable]),
         "abstain_false": share([a.abstained for _, a in answerable]),
     }
+    if llm:
+        metrics["citations_dropped"] = sum(a.citations_dropped for a in answers)
+        metrics["llm_rate"] = share([a.mode == "llm" for a in answers])
+    return metrics
 
 
 def format_table(reports: dict[str, dict[str, Any]]) -> str:

@@ -14,6 +14,8 @@ import pytest
 from chatbot.analysis import analyze
 from chatbot.settings import Settings
 
+from .scripted_llm import server  # noqa: F401  (the scripted LLM server fixture)
+
 if TYPE_CHECKING:
     from chatbot.retrieval import Retriever
 

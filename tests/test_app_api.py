@@ -48,3 +48,26 @@ def test_empty_and_huge_questions_get_a_short_french_message(chat_url: str) -> N
     client = Client(chat_url, verbose=False)
     assert _texts(_ask(client, "   ", []))[-1]["content"] == "Veuillez saisir une question."
     assert "trop longue" in _texts(_ask(client, "mot " * 1500, []))[-1]["content"]
+
+
+def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retriever, server) -> None:  # type: ignore[no-untyped-def]
+    from chatbot.app import ChatService, build_app
+    from chatbot.llm import LLMConfig
+
+    server.script = "good"
+    config = LLMConfig(url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="scripted", timeout=5)
+    service = ChatService(real_retriever.settings, real_retriever, llm=config)
+    assert "scripted" in service.mode_label
+    demo = build_app(service).queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        messages = _texts(_ask(client, "Quel est le plafond d’imposition des profits à Hong Kong ?", []))
+        assert "plafonnée à 16,5% sur les profits [1]" in messages[-2]["content"]
+        assert messages[-1]["metadata"]["title"] == "Sources"
+        server.script = "pirate"
+        messages = _texts(_ask(Client(url, verbose=False), "Quel est le plafond d’imposition à Hong Kong ?", []))
+        assert "PIRATÉ" not in messages[-2]["content"]
+        assert "Réponse extraite des articles" in messages[-2]["content"]
+    finally:
+        demo.close()

@@ -97,3 +97,17 @@ def test_cli_refuses_an_index_built_with_another_model(real_settings: Settings, 
     result = _cli("search", "LinkedIn", "--model", other.model, "--index", str(real_settings.index_dir), cwd=tmp_path)
     assert result.returncode == 2
     assert "--rebuild" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_ask_json_reports_the_answer_mode(real_settings: Settings, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server.script = "good"
+    common = ["--corpus", str(REPO / "corpus"), "--index", str(real_settings.index_dir), "--llm-model", "scripted"]
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    question = "Quel est le plafond d'imposition des profits à Hong Kong ?"
+    llm = _cli("ask", question, "--json", "--llm-url", url, *common, cwd=tmp_path)
+    assert llm.returncode == 0, llm.stderr
+    reply = json.loads(llm.stdout)
+    assert reply["mode"] == "llm" and reply["citations"] and "16,5%" in reply["answer"]
+    down = _cli("ask", question, "--json", "--llm-url", "http://127.0.0.1:9/v1", *common, cwd=tmp_path)
+    reply = json.loads(down.stdout)
+    assert reply["mode"] == "extractive" and reply["note"] and reply["citations"]
