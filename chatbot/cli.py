@@ -202,6 +202,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure latency, build time and memory on the corpus (medians over the question set).
+
+    Example: chatbot bench --json
+    """
+    from chatbot.bench import format_bench, run_bench
+    from chatbot.evaluation import load_questions
+
+    questions = [q.question for q in load_questions(args.questions) if q.answerable]
+    results = run_bench(_settings(args), questions, cold_start=not args.no_cold_start)
+    print(json.dumps(results, ensure_ascii=False) if args.json else format_bench(results))
+    return 0
+
+
 def _llm(args: argparse.Namespace) -> LLMConfig | None:
     from chatbot.llm import LLMConfig
 
@@ -275,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer and its citations as JSON")
     _retrieval_options(p)
     _llm_options(p)
+
+    p = add("bench", cmd_bench)
+    p.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"), help="questions to time")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--no-cold-start", action="store_true", help="skip launching `chatbot serve` to time a cold start")
 
     p = add("serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1")

@@ -156,6 +156,11 @@ class Retriever:
                 self._vectors.popitem(last=False)
         return vector
 
+    def clear_query_cache(self) -> None:
+        """Forget the kept question vectors (benchmarks measure the model, not the cache)."""
+        with self._lock:
+            self._vectors.clear()
+
     def nearest(self, query: np.ndarray, depth: int) -> Ranking:
         """The ``depth`` chunks nearest to an already-encoded question vector (shape 1 x dim)."""
         scores, rows = self.index.vectors.search(query, min(depth, len(self.chunks)))

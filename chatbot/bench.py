@@ -1,0 +1,136 @@
+"""The benchmark behind ``chatbot bench``: medians of repeated runs on the real corpus.
+
+Query figures are warm (model loaded) but never served from the retriever's query cache:
+each run clears it, so the embedder is really called.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from chatbot.answer import answer
+from chatbot.embedding import SentenceTransformerEmbedder
+from chatbot.index import build_index
+from chatbot.retrieval import Retriever
+from chatbot.settings import MODES, Mode, Settings
+
+
+def _median_ms(run: Callable[[str], object], questions: Sequence[str], before: Callable[[], None]) -> float:
+    times = []
+    for question in questions:
+        before()
+        started = time.perf_counter()
+        run(question)
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def run_bench(settings: Settings, questions: Sequence[str], *, cold_start: bool = True) -> dict[str, Any]:
+    """Every figure of the bench table; builds throw-away indexes in a temporary folder."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="chatbot-bench-") as tmp:
+        local = replace(settings, index_dir=Path(tmp) / "index")
+        embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+        embedder.encode_queries(["échauffement"])  # load the model: build and encode are measured warm
+        started = time.perf_counter()
+        build_index(local, embedder, rebuild=True)
+        results["build_s"] = round(time.perf_counter() - started, 3)
+        retriever = Retriever(local, embedder=embedder)
+        texts = [c.indexed_text(settings.title_in_embedding) for c in retriever.chunks]
+        started = time.perf_counter()
+        for start in range(0, len(texts), settings.batch_size):
+            embedder.encode_documents(texts[start : start + settings.batch_size])
+        results["encode_corpus_s"] = round(time.perf_counter() - started, 3)
+
+        def nothing() -> None:
+            pass
+
+        forget = retriever.clear_query_cache
+        results["encode_query_ms"] = _median_ms(lambda q: embedder.encode_queries([q]), questions, nothing)
+        results["search_ms"] = {}
+        for mode in MODES:
+
+            def search(question: str, mode: Mode = mode) -> object:
+                return retriever.search(question, mode=mode)
+
+            results["search_ms"][mode] = _median_ms(search, questions, forget)
+        results["answer_ms"] = _median_ms(lambda q: answer(retriever, q), questions, forget)
+        results["noop_reindex_s"] = _timed_process(
+            ["index", "--corpus", str(local.corpus_dir), "--index", str(local.index_dir)]
+        )
+        if cold_start:
+            results["cold_start_s"] = _cold_start(local, questions[0])
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["chunks"] = len(retriever.chunks)
+    results["questions"] = len(questions)
+    return results
+
+
+def _chatbot_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chatbot", *args]
+
+
+def _timed_process(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(_chatbot_command(*args), check=True, capture_output=True, timeout=600)
+    return round(time.perf_counter() - started, 3)
+
+
+def _cold_start(settings: Settings, question: str) -> float:
+    """From launching ``chatbot serve`` to the first answer received over HTTP."""
+    from gradio_client import Client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = _chatbot_command(
+        "serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--port", str(port)
+    )
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    started = time.perf_counter()
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError("chatbot serve exited before answering")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        Client(url, verbose=False).predict(question, [], 5, settings.mode, api_name="/ask")
+        return round(time.perf_counter() - started, 3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def format_bench(results: dict[str, Any]) -> str:
+    rows = [
+        ("encode_query_ms", results["encode_query_ms"]),
+        *((f"search_ms {mode}", ms) for mode, ms in results["search_ms"].items()),
+        ("answer_ms", results["answer_ms"]),
+        ("build_s", results["build_s"]),
+        ("encode_corpus_s", results["encode_corpus_s"]),
+        ("noop_reindex_s", results["noop_reindex_s"]),
+        ("cold_start_s", results.get("cold_start_s", "skipped")),
+        ("peak_rss_mb", results["peak_rss_mb"]),
+    ]
+    hybrid = results["search_ms"]["hybrid"] / results["encode_query_ms"]
+    build = results["build_s"] - 1.2 * results["encode_corpus_s"]
+    lines = [f"{name:<22}{value}" for name, value in rows]
+    lines.append(f"{'hybrid / encode_query':<22}{hybrid:.2f}  (target <= 1.3)")
+    lines.append(f"{'build - 1.2 x encode':<22}{build:.2f} s  (target <= 2)")
+    return "\n".join(lines)
