@@ -111,3 +111,25 @@ def test_cli_ask_json_reports_the_answer_mode(real_settings: Settings, server, t
     down = _cli("ask", question, "--json", "--llm-url", "http://127.0.0.1:9/v1", *common, cwd=tmp_path)
     reply = json.loads(down.stdout)
     assert reply["mode"] == "extractive" and reply["note"] and reply["citations"]
+
+
+def test_bench_json_prints_every_figure(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    lines = (REPO / "evaluation" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:2]
+    questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = _cli(
+        "bench",
+        "--json",
+        "--no-cold-start",
+        "--questions",
+        str(questions),
+        "--corpus",
+        str(REPO / "corpus"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures["search_ms"]) == {"bm25", "dense", "hybrid"}
+    for key in ("encode_query_ms", "answer_ms", "build_s", "encode_corpus_s", "noop_reindex_s", "peak_rss_mb"):
+        assert figures[key] > 0, key
+    assert figures["chunks"] == 62 and figures["questions"] == 2
