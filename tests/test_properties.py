@@ -1,0 +1,47 @@
+"""Any Unicode text in: no crash, offsets always reproduce the chunk text, citations checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatbot.analysis import analyze
+from chatbot.answer import Citation, split_sentences
+from chatbot.chunking import Chunk, chunk_article
+from chatbot.corpus import Article
+from chatbot.retrieval import Hit
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=600) | st.text(
+    alphabet=st.sampled_from(list("ab é’'.!?\n« »%0123456789,")), max_size=600
+)
+
+
+@given(TEXT)
+def test_the_analyzer_never_crashes_and_returns_clean_tokens(text: str) -> None:
+    tokens = analyze(text)
+    assert all(token and not any(ch.isspace() for ch in token) for token in tokens)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXT, st.integers(min_value=50, max_value=300), st.integers(min_value=0, max_value=49))
+def test_chunk_offsets_always_reproduce_the_chunk(text: str, size: int, overlap: int) -> None:
+    article = Article(id="a", title="T", text=text, path=Path("a.md"))
+    for chunk in chunk_article(article, size, overlap):
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert len(chunk.text) <= size
+
+
+@given(TEXT)
+def test_sentences_are_verbatim_and_citations_built_from_them_are_valid(text: str) -> None:
+    chunk = Chunk(id="a:0", article_id="a", article_title="T", position=0, start=0, end=len(text), text=text)
+    for sentence in split_sentences(Hit(chunk, 1.0, 1), 1):
+        citation = Citation(1, "a", "T", "a:0", text, sentence.text, sentence.start, sentence.end, 0, len(text))
+        assert citation.is_valid()
+
+
+@given(TEXT, TEXT)
+def test_a_quote_that_is_not_at_its_offsets_is_never_valid(passage: str, quote: str) -> None:
+    citation = Citation(1, "a", "T", "a:0", passage, quote, 0, len(quote), 0, len(passage))
+    assert citation.is_valid() == (bool(quote) and passage.startswith(quote))
