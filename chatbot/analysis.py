@@ -18,7 +18,7 @@ VERSION = 2  # bump when the analysis changes: stored keyword indexes then need 
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
 # A number (with , or . decimals and an optional %), or a word that may hold apostrophes.
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*\s?%|\d+(?:[.,]\d+)*|[^\W\d_]+(?:'[^\W\d_]+)*")
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*[ \u00a0\u202f]?%|\d+(?:[.,]\d+)*|[^\W\d_]+(?:'[^\W\d_]+)*")
 _ELISION = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu)'(?=[^\W\d_])")
 
 
@@ -46,7 +46,7 @@ def words(text: str) -> list[str]:
     out: list[str] = []
     for token in _TOKEN.findall(text):
         if token[0].isdigit():
-            out.append(token.replace(" ", ""))
+            out.append("".join(token.split()))  # «16,5 %» (any space kind) -> «16,5%»
             continue
         while _ELISION.match(token):
             token = _ELISION.sub("", token, count=1)
