@@ -146,11 +146,13 @@ def compose(
     hits: Sequence[Hit],
     retriever: Retriever,
     settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
-    context: str = "",
+    history: Sequence[str] = (),
 ) -> Answer:
     """Pick the best sentences of ``hits`` and number their passages.
 
-    ``context`` (the earlier question, for a follow-up) is scored along with the question.
+    ``history`` holds the earlier questions: a short follow-up is scored together with the
+    previous one, and any question asked after others is supported when either reading
+    (alone, or after the previous question) is close to a passage.
     """
     lang = detect_language(question)
     closest = tuple(dict.fromkeys(h.chunk.article_title for h in hits))[:3]
@@ -163,11 +165,12 @@ def compose(
     sentences = [s for hit in hits for s in split_sentences(hit, settings.min_sentence_chars)]
     if not sentences:
         return decline()
-    query = f"{context} {question}".strip()
+    query = f"{follow_up_context(question, history)} {question}".strip()
     asked = frozenset(analysis.analyze(query))
     q_vec = retriever.query_vector(query)
-    nearest = retriever.nearest(q_vec, 1)
-    support = nearest[0][1] if nearest else 0.0
+    previous = [h for h in history if h.strip()][-1:]
+    readings = {question, query, *(f"{p} {question}" for p in previous)}
+    support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
     if support < dict(settings.min_support).get(lang, 0.0):
         return decline(support)
     s_vecs = retriever.embedder.encode_documents([s.text for s in sentences])
@@ -194,6 +197,11 @@ def compose(
         if all(not _overlaps(candidate, c) for c in chosen):
             chosen.append(candidate)
     return _with_citations(question, chosen, closest, support, lang, hits)
+
+
+def _nearest_cosine(retriever: Retriever, q_vec: np.ndarray) -> float:
+    nearest = retriever.nearest(q_vec, 1)
+    return nearest[0][1] if nearest else 0.0
 
 
 def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sentence]:
@@ -263,4 +271,4 @@ def answer(
         QuestionError: the question is empty or too long.
     """
     hits = search_with_history(retriever, question, history, k=k, mode=mode)
-    return compose(question, hits, retriever, settings, context=follow_up_context(question, history))
+    return compose(question, hits, retriever, settings, history=history)
