@@ -45,13 +45,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    for notice in report.notices:
+        print(f"note {notice.path}: {notice.message}", file=sys.stderr)
+    for path in report.removed:
+        print(f"removed {path}: the file is no longer in the corpus; its passages left the index", file=sys.stderr)
     summary = {
         "articles": report.articles,
         "chunks": report.chunks,
         "embedded_articles": report.embedded_articles,
         "embedded_chunks": report.embedded_chunks,
         "removed_articles": report.removed_articles,
+        "removed": list(report.removed),
         "skipped_files": len(report.skipped),
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
         "seconds": round(report.seconds, 3),
         "written": report.written,
     }

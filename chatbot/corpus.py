@@ -16,6 +16,9 @@ from chatbot.errors import CorpusError
 logger = logging.getLogger(__name__)
 
 SUFFIXES = (".md", ".txt")
+MAX_FILE_BYTES = 10 * 1024 * 1024
+"""Larger files are skipped: an article is a few pages; 10 MB of text is a dump or a mistake."""
+_SNIFF_BYTES = 8192
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
 _HEADING = re.compile(r"\A#\s+(.+?)\s*#*\s*(?:\n|\Z)")
 
@@ -29,6 +32,7 @@ class Article:
     text: str
     path: Path
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    titled_by_name: bool = field(default=False, compare=False)
 
     @property
     def content_hash(self) -> str:
@@ -46,11 +50,20 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A file that was read, with something its owner should know (e.g. it has no title)."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
 class Corpus:
-    """The articles read from a folder, and the files that were skipped."""
+    """The articles read from a folder, the files that were skipped, and notices on read files."""
 
     articles: tuple[Article, ...]
     skipped: tuple[Skipped, ...] = ()
+    notices: tuple[Notice, ...] = ()
 
     def by_id(self) -> dict[str, Article]:
         return {article.id: article for article in self.articles}
@@ -79,9 +92,10 @@ def parse_article(raw: str, path: Path) -> Article:
             title = heading.group(1)
             text = text.lstrip()[heading.end() :]
     text = text.strip()
-    if not title:
+    titled_by_name = not title
+    if titled_by_name:
         title = path.stem.replace("_", " ").replace("-", " ").strip()
-    return Article(id=article_id(path), title=title, text=text, path=path, meta=meta)
+    return Article(id=article_id(path), title=title, text=text, path=path, meta=meta, titled_by_name=titled_by_name)
 
 
 def article_id(path: Path) -> str:
@@ -92,11 +106,13 @@ def article_id(path: Path) -> str:
     return slug or hashlib.sha256(path.name.encode()).hexdigest()[:12]
 
 
-def load_corpus(folder: Path) -> Corpus:
+def load_corpus(folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
     """Read every ``.md``/``.txt`` file under ``folder`` (recursively, in name order).
 
-    Files that are empty, not UTF-8 or unreadable are skipped and listed in ``Corpus.skipped``
-    (and logged); they never stop the others from being read.
+    Files that are empty, binary, not UTF-8, larger than ``max_bytes``, unreadable, or the same
+    text as an earlier file are skipped and listed in ``Corpus.skipped`` with the reason (and
+    logged); they never stop the others from being read. Files read without a title are listed
+    in ``Corpus.notices``.
 
     Raises:
         CorpusError: the folder does not exist, or holds no readable article.
@@ -105,27 +121,63 @@ def load_corpus(folder: Path) -> Corpus:
         raise CorpusError(f"Corpus folder not found: {folder}. Create it and put .md or .txt articles in it.")
     articles: list[Article] = []
     skipped: list[Skipped] = []
+    notices: list[Notice] = []
     seen_ids: dict[str, Path] = {}
+    seen_texts: dict[str, Path] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
         try:
-            raw = path.read_bytes().decode("utf-8")
-            article = parse_article(raw, path)
-        except UnicodeDecodeError:
-            skipped.append(Skipped(path, "not valid UTF-8 text; save it as UTF-8"))
-            continue
-        except (OSError, ValueError) as exc:
-            skipped.append(Skipped(path, f"unreadable: {exc}"))
-            continue
-        if not article.text:
-            skipped.append(Skipped(path, "empty (no text besides the title)"))
+            article = _read(path, max_bytes)
+        except _Skip as why:
+            skipped.append(Skipped(path, str(why)))
             continue
         if article.id in seen_ids:
             skipped.append(Skipped(path, f"same article id as {seen_ids[article.id].name}; rename one file"))
             continue
+        text_hash = hashlib.sha256(article.text.encode()).hexdigest()
+        if text_hash in seen_texts:
+            skipped.append(Skipped(path, f"same text as {seen_texts[text_hash].name}; indexed once, under that file"))
+            continue
         seen_ids[article.id] = path
+        seen_texts[text_hash] = path
+        if article.titled_by_name:
+            notices.append(Notice(path, f"no title found; titled «{article.title}» after the file name"))
         articles.append(article)
     for item in skipped:
         logger.warning("Skipped %s: %s", item.path, item.reason)
     if not articles:
         raise CorpusError(f"No readable article in {folder}: add UTF-8 .md or .txt files.")
-    return Corpus(articles=tuple(articles), skipped=tuple(skipped))
+    return Corpus(articles=tuple(articles), skipped=tuple(skipped), notices=tuple(notices))
+
+
+class _Skip(Exception):
+    """Why one file is not read."""
+
+
+def _read(path: Path, max_bytes: int) -> Article:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _Skip(f"too large ({_size(size)}, the limit is {_size(max_bytes)}); split it into articles")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _Skip(f"unreadable: {exc.strerror or exc}") from exc
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise _Skip("binary file, not text")
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Skip("not valid UTF-8 text; save it as UTF-8") from None
+    try:
+        article = parse_article(raw, path)
+    except ValueError as exc:
+        raise _Skip(f"unreadable: {exc}") from exc
+    if not article.text:
+        raise _Skip("empty (no text besides the title)")
+    return article
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

@@ -34,7 +34,7 @@ import numpy as np
 
 from chatbot import __version__, analysis
 from chatbot.chunking import Chunk, chunk_article
-from chatbot.corpus import Corpus, Skipped, load_corpus
+from chatbot.corpus import Corpus, Notice, Skipped, load_corpus
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from chatbot.settings import Settings
 
@@ -63,10 +63,16 @@ class BuildReport:
     chunks: int
     embedded_articles: int
     embedded_chunks: int
-    removed_articles: int
+    removed: tuple[str, ...]
     seconds: float
     written: bool
     skipped: tuple[Skipped, ...] = ()
+    notices: tuple[Notice, ...] = ()
+
+    @property
+    def removed_articles(self) -> int:
+        """How many articles left the index because their file is gone (``removed`` names them)."""
+        return len(self.removed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,10 +131,11 @@ def _build(
             chunks=len(previous.chunks),
             embedded_articles=0,
             embedded_chunks=0,
-            removed_articles=0,
+            removed=(),
             seconds=time.perf_counter() - started,
             written=False,
             skipped=corpus.skipped,
+            notices=corpus.notices,
         )
 
     old_rows: dict[str, list[int]] = {}
@@ -181,10 +188,11 @@ def _build(
         chunks=len(chunks),
         embedded_articles=len(embedded_articles),
         embedded_chunks=len(to_embed),
-        removed_articles=len(removed),
+        removed=tuple(sorted(old_articles[aid].get("path", aid) for aid in removed)),
         seconds=time.perf_counter() - started,
         written=True,
         skipped=corpus.skipped,
+        notices=corpus.notices,
     )
 
 

@@ -15,6 +15,9 @@ def test_reads_md_and_txt_with_titles_from_front_matter_heading_or_name(corpus_d
         "twitter": "twitter",
     }
     assert corpus.skipped == ()
+    assert [(n.path.name, n.message) for n in corpus.notices] == [
+        ("twitter.txt", "no title found; titled «twitter» after the file name")
+    ]
 
 
 def test_front_matter_and_heading_are_not_part_of_the_text(corpus_dir: Path) -> None:
@@ -40,6 +43,29 @@ def test_bad_files_are_reported_by_name_and_the_rest_is_read(corpus_dir: Path) -
     assert "UTF-8" in reasons["latin1.txt"]
     assert "empty" in reasons["empty.md"]
     assert len(corpus.articles) == 3
+
+
+def test_binary_huge_and_duplicate_files_are_skipped_by_name_with_the_reason(corpus_dir: Path) -> None:
+    (corpus_dir / "photo.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (corpus_dir / "dump.txt").write_text("Une phrase sur Shenzhen. " * 500, encoding="utf-8")  # 12.5 kB
+    (corpus_dir / "zz-copie.md").write_bytes((corpus_dir / "chine.md").read_bytes())
+    corpus = load_corpus(corpus_dir, max_bytes=10_000)
+    reasons = {s.path.name: s.reason for s in corpus.skipped}
+    assert reasons == {
+        "photo.md": "binary file, not text",
+        "dump.txt": "too large (12.5 kB, the limit is 10.0 kB); split it into articles",
+        "zz-copie.md": "same text as chine.md; indexed once, under that file",
+    }
+    assert sorted(a.id for a in corpus.articles) == ["chine", "linkedin", "twitter"]
+
+
+def test_the_same_text_under_another_title_is_still_a_duplicate(corpus_dir: Path) -> None:
+    body = (corpus_dir / "chine.md").read_text(encoding="utf-8").split("\n", 1)[1]
+    (corpus_dir / "autre.md").write_text("# Un autre titre\n" + body, encoding="utf-8")
+    corpus = load_corpus(corpus_dir)
+    assert [(s.path.name, s.reason) for s in corpus.skipped] == [
+        ("chine.md", "same text as autre.md; indexed once, under that file")
+    ]
 
 
 def test_missing_folder_says_what_to_do(tmp_path: Path) -> None:

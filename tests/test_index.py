@@ -81,6 +81,7 @@ def test_deleted_articles_are_dropped(settings: Settings) -> None:
     (settings.corpus_dir / "chine.md").unlink()
     report = build_index(settings, FakeEmbedder())
     assert report.removed_articles == 1
+    assert report.removed == (str(settings.corpus_dir / "chine.md"),)
     assert {c.article_id for c in load_index(settings).chunks} == {"linkedin", "twitter"}
 
 

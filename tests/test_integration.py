@@ -133,3 +133,33 @@ def test_bench_json_prints_every_figure(tmp_path: Path) -> None:
     for key in ("encode_query_ms", "answer_ms", "build_s", "encode_corpus_s", "noop_reindex_s", "peak_rss_mb"):
         assert figures[key] > 0, key
     assert figures["chunks"] == 62 and figures["questions"] == 2
+
+
+def test_cli_index_names_removed_and_skipped_files_and_refuses_a_second_indexer(
+    real_settings: Settings, tmp_path: Path
+) -> None:
+    import fcntl
+    import shutil
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(REPO / "corpus", corpus)
+    shutil.copytree(real_settings.index_dir, index, symlinks=True)
+    gone = sorted(corpus.glob("*.md"))[-1]
+    gone.unlink()
+    (corpus / "photo.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    args = ("index", "--corpus", str(corpus), "--index", str(index), "--json")
+
+    with open(index / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = _cli(*args, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "Another `chatbot index` is writing" in refused.stderr and "Traceback" not in refused.stderr
+
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["articles"] == 5 and summary["embedded_articles"] == 0
+    assert [Path(p).name for p in summary["removed"]] == [gone.name]
+    removed_lines = [line for line in result.stderr.splitlines() if line.startswith("removed ")]
+    assert len(removed_lines) == 1 and f"{gone.name}: the file is no longer in the corpus" in removed_lines[0]
+    assert f"skipped {corpus / 'photo.md'}: binary file, not text" in result.stderr
