@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from chatbot import analysis
+from chatbot.chunking import sentence_spans
 from chatbot.conversation import follow_up_context, search_with_history
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Mode
@@ -18,8 +19,6 @@ NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse dans les articles.",
     "en": "I cannot find the answer in the articles.",
 }
-# Up to . ! ? … (with the closing » or ” that may follow), or the line end.
-_SENTENCE = re.compile(r"[^\n]+?(?:[.!?…]+(?:\s?[»”\"])?(?=\s)|$)", re.M)
 _ENGLISH = frozenset("the what which who how why when where is are does do did of and to in what's share".split())
 _FRENCH = frozenset("le la les des du de quel quelle quels quelles qui comment pourquoi est sont et en un une".split())
 
@@ -111,6 +110,7 @@ class Sentence:
     end: int
     text: str
     score: float = 0.0
+    position: int = 0  # among all the sentences of the chunk: the row of its stored vector
 
 
 def detect_language(question: str) -> str:
@@ -122,16 +122,13 @@ def detect_language(question: str) -> str:
 
 
 def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
-    """Sentences of a passage with their offsets in it (lines count as sentence ends)."""
-    out = []
-    for match in _SENTENCE.finditer(hit.chunk.text):
-        raw = match.group(0)
-        stripped = raw.strip()
-        if len(stripped) < min_chars:
-            continue
-        start = match.start() + raw.index(stripped)
-        out.append(Sentence(hit, start, start + len(stripped), stripped))
-    return out
+    """Sentences of a passage with their offsets in it (lines count as sentence ends), those
+    shorter than ``min_chars`` left out."""
+    return [
+        Sentence(hit, start, end, hit.chunk.text[start:end], position=position)
+        for position, (start, end) in enumerate(sentence_spans(hit.chunk.text))
+        if end - start >= min_chars
+    ]
 
 
 def coverage(asked: frozenset[str], text: str) -> float:
@@ -173,8 +170,12 @@ def compose(
     support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
     if support < dict(settings.min_support).get(lang, 0.0):
         return decline(support)
-    s_vecs = retriever.embedder.encode_documents([s.text for s in sentences])
-    cosine = np.asarray(s_vecs, dtype=np.float32) @ q_vec[0]
+    cosine = np.concatenate(
+        [
+            retriever.sentence_vectors(hit.chunk)[[s.position for s in sentences if s.hit is hit]] @ q_vec[0]
+            for hit in hits
+        ]
+    )
     scored = [
         Sentence(
             s.hit,
@@ -182,6 +183,7 @@ def compose(
             s.end,
             s.text,
             float(cos) + settings.lexical_weight * coverage(asked, s.text) + settings.rank_weight / s.hit.rank,
+            s.position,
         )
         for s, cos in zip(sentences, cosine, strict=True)
     ]
@@ -218,7 +220,7 @@ def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sent
             continue
         if sentence.text.startswith(("http://", "https://")):
             continue
-        out.append(Sentence(sentence.hit, sentence.start, sentence.end, sentence.text, max(sentence.score, inherited)))
+        out.append(replace(sentence, score=max(sentence.score, inherited)))
         inherited = 0.0
     return out
 

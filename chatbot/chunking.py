@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -21,6 +22,25 @@ FRENCH_SEPARATORS: tuple[str, ...] = (
     "",
 )
 
+SENTENCE_VERSION = 1
+"""Changes whenever :func:`sentence_spans` splits differently: the index stores one vector per
+sentence, in this order, and an index built by another version is rebuilt."""
+# Up to . ! ? … (with the closing » or ” that may follow), or the line end.
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?…]+(?:\s?[»”\"])?(?=\s)|$)", re.M)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of ``text``, surrounding spaces left out; line ends
+    count as sentence ends. ``text[start:end]`` is the sentence."""
+    spans = []
+    for match in _SENTENCE.finditer(text):
+        raw = match.group(0)
+        stripped = raw.strip()
+        if stripped:
+            start = match.start() + raw.index(stripped)
+            spans.append((start, start + len(stripped)))
+    return spans
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -37,6 +57,10 @@ class Chunk:
     def indexed_text(self, with_title: bool) -> str:
         """The text that is embedded and keyword-indexed for this chunk."""
         return f"{self.article_title}\n\n{self.text}" if with_title else self.text
+
+    def sentences(self) -> list[str]:
+        """The chunk's sentences, in order (see :func:`sentence_spans`)."""
+        return [self.text[start:end] for start, end in sentence_spans(self.text)]
 
 
 def chunk_article(article: Article, chunk_size: int, chunk_overlap: int) -> list[Chunk]:

@@ -7,6 +7,8 @@ Layout of ``index/``::
         manifest.json     format, embedder, settings, article hashes, file sizes and checksums
         chunks.jsonl      one chunk a line; line i is FAISS row i and BM25 document i
         vectors.faiss     inner product over L2-normalised vectors
+        sentences.npy     one vector per sentence of each chunk, chunk after chunk (float32,
+                          plain .npy): answers score sentences without calling the model
         bm25/             bm25s files (.npy without pickle, JSON)
     .lock                 held while an indexer writes
 
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chatbot import __version__, analysis
-from chatbot.chunking import Chunk, chunk_article
+from chatbot.chunking import SENTENCE_VERSION, Chunk, chunk_article, sentence_spans
 from chatbot.corpus import Corpus, Notice, Skipped, load_corpus
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from chatbot.settings import Settings
@@ -46,11 +48,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
+SENTENCES = "sentences.npy"
 BM25_DIR = "bm25"
 Progress = Callable[[int, int], None]
 
@@ -84,6 +87,13 @@ class LoadedIndex:
     chunks: tuple[Chunk, ...]
     vectors: faiss.Index
     bm25: bm25s.BM25
+    sentence_vectors: np.ndarray
+    # Row of the first sentence vector of each chunk, and one past the last chunk's.
+    sentence_offsets: np.ndarray
+
+    def sentence_rows(self, row: int) -> np.ndarray:
+        """The sentence vectors of chunk ``row``, in the order of :func:`sentence_spans`."""
+        return self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]]
 
 
 def build_index(
@@ -143,26 +153,38 @@ def _build(
         for row, chunk in enumerate(previous.chunks):
             old_rows.setdefault(chunk.article_id, []).append(row)
     chunks: list[Chunk] = []
-    reused_vectors: dict[int, np.ndarray] = {}
+    reused: dict[int, int] = {}  # new row -> old row, for chunks of unchanged articles
     to_embed: list[int] = []
     for article in corpus.articles:
         if article.id in unchanged and previous is not None:
             for row in old_rows.get(article.id, []):
-                reused_vectors[len(chunks)] = np.asarray(previous.vectors.reconstruct(row))
+                reused[len(chunks)] = row
                 chunks.append(previous.chunks[row])
         else:
             for chunk in chunk_article(article, settings.chunk_size, settings.chunk_overlap):
                 to_embed.append(len(chunks))
                 chunks.append(chunk)
 
+    # One call to the model for the new chunks and their sentences, in batches.
     texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
-    fresh = _embed(embedder, texts, settings.batch_size, progress)
+    sentences = [chunks[i].sentences() for i in to_embed]
+    fresh = _embed(embedder, texts + [s for group in sentences for s in group], settings.batch_size, progress)
     dim = fresh.shape[1] if len(to_embed) else int(previous.manifest["embedder"]["dim"])  # type: ignore[union-attr]
     matrix = np.zeros((len(chunks), dim), dtype=np.float32)
-    for row, vector in reused_vectors.items():
-        matrix[row] = vector
     if to_embed:
-        matrix[to_embed] = fresh
+        matrix[to_embed] = fresh[: len(to_embed)]
+    new_sentences = fresh[len(to_embed) :]
+    sentence_parts: list[np.ndarray] = []
+    cursor = 0
+    for row, chunk in enumerate(chunks):
+        if row in reused and previous is not None:
+            matrix[row] = previous.vectors.reconstruct(reused[row])
+            sentence_parts.append(previous.sentence_rows(reused[row]))
+        else:
+            count = len(sentence_spans(chunk.text))
+            sentence_parts.append(new_sentences[cursor : cursor + count])
+            cursor += count
+    sentence_matrix = np.vstack([part.reshape(-1, dim) for part in sentence_parts]).astype(np.float32)
 
     embedded_articles = {chunks[i].article_id for i in to_embed}
     manifest = {
@@ -172,6 +194,8 @@ def _build(
         "embedder": {"name": embedder.name, "dim": dim},
         "settings": settings.index_settings(),
         "analyzer_version": analysis.VERSION,
+        "sentence_version": SENTENCE_VERSION,
+        "sentences": len(sentence_matrix),
         "articles": {
             a.id: {
                 "title": a.title,
@@ -182,7 +206,7 @@ def _build(
             for a in corpus.articles
         },
     }
-    _write_generation(settings, chunks, matrix, manifest)
+    _write_generation(settings, chunks, matrix, sentence_matrix, manifest)
     return BuildReport(
         articles=len(corpus.articles),
         chunks=len(chunks),
@@ -209,7 +233,9 @@ def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: Prog
     return matrix / np.maximum(norms, 1e-12)
 
 
-def _write_generation(settings: Settings, chunks: list[Chunk], matrix: np.ndarray, manifest: dict[str, Any]) -> None:
+def _write_generation(
+    settings: Settings, chunks: list[Chunk], matrix: np.ndarray, sentences: np.ndarray, manifest: dict[str, Any]
+) -> None:
     import bm25s
     import faiss
 
@@ -226,6 +252,7 @@ def _write_generation(settings: Settings, chunks: list[Chunk], matrix: np.ndarra
         vectors = faiss.IndexFlatIP(matrix.shape[1])
         vectors.add(matrix)
         faiss.write_index(vectors, str(tmp / VECTORS))
+        np.save(tmp / SENTENCES, sentences, allow_pickle=False)
         retriever = bm25s.BM25()
         keywords = [analysis.analyze(c.indexed_text(settings.title_in_keywords)) for c in chunks]
         retriever.index(keywords, show_progress=False)
@@ -267,12 +294,25 @@ def load_index(settings: Settings) -> LoadedIndex:
         with open(path / CHUNKS, encoding="utf-8") as fh:
             chunks = tuple(Chunk(**json.loads(line)) for line in fh if line.strip())
         vectors = faiss.read_index(str(path / VECTORS))
+        sentences = np.load(path / SENTENCES, allow_pickle=False)
         keyword = bm25s.BM25.load(str(path / BM25_DIR), allow_pickle=False, show_progress=False)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
         raise IndexCorruptError(f"Index in {path} cannot be read ({exc}). {_FIX_REBUILD}") from exc
-    if vectors.ntotal != len(chunks) or vectors.d != manifest["embedder"]["dim"]:
+    dim = manifest["embedder"]["dim"]
+    if vectors.ntotal != len(chunks) or vectors.d != dim:
         raise IndexCorruptError(f"Index in {path} is inconsistent (vectors vs chunks). {_FIX_REBUILD}")
-    return LoadedIndex(path=path, manifest=manifest, chunks=chunks, vectors=vectors, bm25=keyword)
+    offsets = np.cumsum([0] + [len(sentence_spans(c.text)) for c in chunks])
+    if sentences.ndim != 2 or sentences.shape != (offsets[-1], dim):
+        raise IndexCorruptError(f"Index in {path} is inconsistent (sentences vs chunks). {_FIX_REBUILD}")
+    return LoadedIndex(
+        path=path,
+        manifest=manifest,
+        chunks=chunks,
+        vectors=vectors,
+        bm25=keyword,
+        sentence_vectors=sentences,
+        sentence_offsets=offsets,
+    )
 
 
 def index_is_stale(settings: Settings) -> bool:
@@ -337,6 +377,8 @@ def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
         )
     if manifest.get("analyzer_version") != analysis.VERSION:
         raise IndexMismatchError(f"The keyword index uses an older French analyzer. {_FIX_REBUILD}")
+    if manifest.get("sentence_version") != SENTENCE_VERSION:
+        raise IndexMismatchError(f"The index splits passages into sentences another way. {_FIX_REBUILD}")
 
 
 def _reusable(settings: Settings) -> LoadedIndex | None:

@@ -79,6 +79,7 @@ class Retriever:
             embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
         self.embedder = embedder
         self._vocab = self.index.bm25.vocab_dict
+        self._rows = {chunk.id: row for row, chunk in enumerate(self.index.chunks)}
         # A conversation encodes the same text several times (search, follow-up fusion, answer
         # scoring); the model call dominates the cost, so the last vectors are kept.
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -155,6 +156,10 @@ class Retriever:
             while len(self._vectors) > _QUERY_CACHE:
                 self._vectors.popitem(last=False)
         return vector
+
+    def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
+        """The stored vectors of the chunk's sentences (rows in :func:`sentence_spans` order)."""
+        return self.index.sentence_rows(self._rows[chunk.id])
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""

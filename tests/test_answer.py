@@ -45,6 +45,15 @@ def test_answer_quotes_the_sentence_that_holds_the_facts(retriever: Retriever) -
     assert result.citations[0].article == "L’entrepreneuriat en Chine"
 
 
+def test_answers_score_stored_sentence_vectors_without_embedding_any_passage(retriever: Retriever) -> None:
+    embedder = retriever.embedder
+    assert isinstance(embedder, FakeEmbedder)
+    before = embedder.documents
+    result = answer(retriever, "Que consacre Shenzhen à la recherche ?", settings=OPEN)
+    assert "4,3% de son PIB" in result.text
+    assert embedder.documents == before
+
+
 def test_every_citation_is_verbatim_and_numbered_from_one(retriever: Retriever) -> None:
     result = answer(retriever, "LinkedIn entreprises salariés contenus", settings=OPEN)
     numbers = [c.n for c in result.citations]

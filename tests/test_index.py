@@ -2,6 +2,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
@@ -17,7 +18,7 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     index = load_index(settings)
     assert len(index.chunks) == report.chunks == index.vectors.ntotal
     manifest = index.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["embedder"] == {"name": "fake", "dim": 64}
     assert manifest["settings"] == {
         "model": "fake",
@@ -27,8 +28,18 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
         "title_in_embedding": False,
     }
     assert set(manifest["articles"]) == {"linkedin", "chine", "twitter"}
-    assert {"chunks.jsonl", "vectors.faiss"} <= set(manifest["files"])
+    assert {"chunks.jsonl", "vectors.faiss", "sentences.npy"} <= set(manifest["files"])
     assert any(name.startswith("bm25/") for name in manifest["files"])
+
+
+def test_every_sentence_of_every_chunk_has_its_own_stored_vector(settings: Settings, embedder: FakeEmbedder) -> None:
+    build_index(settings, embedder)
+    index = load_index(settings)
+    assert index.manifest["sentences"] == len(index.sentence_vectors) > len(index.chunks)
+    for row, chunk in enumerate(index.chunks):
+        stored = index.sentence_rows(row)
+        assert stored.shape == (len(chunk.sentences()), 64)
+        assert np.allclose(stored, FakeEmbedder().encode_documents(chunk.sentences()), atol=1e-6)
 
 
 def test_chunk_metadata_is_readable_jsonl_with_accents(settings: Settings, embedder: FakeEmbedder) -> None:
@@ -59,7 +70,8 @@ def test_only_the_changed_article_is_embedded_again(settings: Settings) -> None:
     assert report.embedded_articles == 1
     new_chunks = load_index(settings).chunks
     twitter_chunks = [c for c in new_chunks if c.article_id == "twitter"]
-    assert second.documents == len(twitter_chunks) == report.embedded_chunks
+    assert len(twitter_chunks) == report.embedded_chunks
+    assert second.documents == len(twitter_chunks) + sum(len(c.sentences()) for c in twitter_chunks)
     kept = [c for c in new_chunks if c.article_id != "twitter"]
     assert all(old[c.id] == c for c in kept)  # same ids, same text, same offsets
 
@@ -74,6 +86,7 @@ def test_reused_vectors_equal_freshly_embedded_ones(settings: Settings) -> None:
     assert [c.id for c in incremental.chunks] == [c.id for c in full.chunks]
     n = full.vectors.ntotal
     assert (incremental.vectors.reconstruct_n(0, n) == full.vectors.reconstruct_n(0, n)).all()
+    assert np.array_equal(incremental.sentence_vectors, full.sentence_vectors)
 
 
 def test_deleted_articles_are_dropped(settings: Settings) -> None:
@@ -130,7 +143,7 @@ def test_other_format_version_is_refused(settings: Settings, embedder: FakeEmbed
         load_index(settings)
 
 
-@pytest.mark.parametrize("name", ["vectors.faiss", "chunks.jsonl", "bm25/params.index.json"])
+@pytest.mark.parametrize("name", ["vectors.faiss", "chunks.jsonl", "sentences.npy", "bm25/params.index.json"])
 def test_truncated_or_corrupt_files_are_detected(settings: Settings, embedder: FakeEmbedder, name: str) -> None:
     build_index(settings, embedder)
     path = current_generation(settings.index_dir) / name

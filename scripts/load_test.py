@@ -1,0 +1,180 @@
+"""Load test of the web chat through its public API (``/ask``), with ``gradio_client``.
+
+Each simulated user opens its own client and asks its share of the evaluation questions in
+turn; a follow-up question is asked in the same conversation right after the question it
+follows, as a person would. Every answer (text and sources) is compared with the answer to the
+same conversation asked alone, before the load starts.
+
+    python scripts/load_test.py --users 20 --questions 25          # launches the chat in-process
+    python scripts/load_test.py --url http://127.0.0.1:7860/ ...   # or hits a running one
+
+Prints one JSON object: requests, errors, mismatches, p50/p95/max latency, throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gradio_client import Client  # noqa: E402
+
+from chatbot.app import text_of  # noqa: E402
+from chatbot.evaluation import load_questions  # noqa: E402
+
+Conversation = tuple[str, ...]
+"""Questions asked in one conversation, in order; the answer to the last one is compared."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the chat showed for one question: the answer and its sources panel, as text."""
+
+    answer: str
+    sources: str
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    errors: tuple[str, ...]
+    mismatches: tuple[str, ...]
+    latencies_ms: tuple[float, ...]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else 0.0
+        return {
+            "requests": self.requests,
+            "errors": len(self.errors),
+            "mismatches": len(self.mismatches),
+            "p50_ms": round(statistics.median(ordered), 1) if ordered else 0.0,
+            "p95_ms": round(p95, 1),
+            "max_ms": round(ordered[-1], 1) if ordered else 0.0,
+            "seconds": round(self.seconds, 1),
+            "requests_per_s": round(self.requests / self.seconds, 2) if self.seconds else 0.0,
+        }
+
+
+def conversations(path: Path = REPO / "evaluation" / "questions.jsonl") -> list[Conversation]:
+    """Every question of the evaluation set as a conversation: a follow-up after its history."""
+    return [(*q.history, q.question) for q in load_questions(path)]
+
+
+def ask(client: Client, question: str, history: list[dict[str, Any]]) -> tuple[Reply, list[dict[str, Any]]]:
+    _, messages = client.predict(question, history, 5, "hybrid", api_name="/ask")
+    messages = list(messages)
+    last_question = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    replies = messages[last_question + 1 :]
+    answer = text_of(replies[0]["content"]) if replies else ""
+    sources = text_of(replies[1]["content"]) if len(replies) > 1 else ""
+    return Reply(answer, sources), messages
+
+
+def converse(client: Client, conversation: Conversation, latencies: list[float] | None = None) -> Reply:
+    """Ask the questions in order in one conversation; the reply to the last one."""
+    history: list[dict[str, Any]] = []
+    reply = Reply("", "")
+    for question in conversation:
+        started = time.perf_counter()
+        reply, history = ask(client, question, history)
+        if latencies is not None:
+            latencies.append((time.perf_counter() - started) * 1000)
+    return reply
+
+
+def expected_replies(url: str, items: Sequence[Conversation]) -> dict[Conversation, Reply]:
+    """Each conversation asked alone, one after the other."""
+    client = Client(url, verbose=False)
+    return {item: converse(client, item) for item in dict.fromkeys(items)}
+
+
+def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int) -> LoadResult:
+    """``users`` clients at once, each asking ``per_user`` conversations (user u starts at item
+    u·per_user, wrapping around), every reply checked against the one asked alone."""
+    plans = [[items[(u * per_user + i) % len(items)] for i in range(per_user)] for u in range(users)]
+    expected = expected_replies(url, [item for plan in plans for item in plan])
+    latencies: list[float] = []
+    errors: list[str] = []
+    mismatches: list[str] = []
+    lock = threading.Lock()
+    start_together = threading.Barrier(users)
+
+    def user(plan: list[Conversation]) -> None:
+        own: list[float] = []
+        try:
+            client = Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001 — any failure to connect is a load-test error
+            with lock:
+                errors.append(f"connect: {exc!r}")
+            start_together.abort()
+            return
+        start_together.wait()
+        for item in plan:
+            try:
+                reply = converse(client, item, own)
+            except Exception as exc:  # noqa: BLE001 — recorded and reported, the run goes on
+                with lock:
+                    errors.append(f"{item[-1]!r}: {exc!r}")
+                continue
+            if reply != expected[item]:
+                with lock:
+                    mismatches.append(item[-1])
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=user, args=(plan,)) for plan in plans]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return LoadResult(
+        requests=len(latencies) + len(errors),
+        errors=tuple(errors),
+        mismatches=tuple(mismatches),
+        latencies_ms=tuple(latencies),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running chat; by default one is launched in-process on index/")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--questions", type=int, default=25, help="conversations per user")
+    args = parser.parse_args(argv)
+    url = args.url
+    demo = None
+    if url is None:
+        from chatbot.app import ChatService, build_app
+        from chatbot.retrieval import Retriever
+        from chatbot.settings import Settings
+
+        settings = Settings()
+        retriever = Retriever(settings)
+        retriever.search("échauffement")  # load the model before timing
+        demo = build_app(ChatService(settings, retriever)).queue(default_concurrency_limit=4)
+        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        result = run_load(url, conversations(), args.users, args.questions)
+    finally:
+        if demo is not None:
+            demo.close()
+    print(json.dumps({"users": args.users, "conversations_per_user": args.questions, **result.summary()}))
+    return 0 if not result.errors and not result.mismatches else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
