@@ -115,7 +115,7 @@ def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int)
         own: list[float] = []
         try:
             client = Client(url, verbose=False)
-        except Exception as exc:  # noqa: BLE001 — any failure to connect is a load-test error
+        except Exception as exc:  # any failure to connect is a load-test error
             with lock:
                 errors.append(f"connect: {exc!r}")
             start_together.abort()
@@ -124,7 +124,7 @@ def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int)
         for item in plan:
             try:
                 reply = converse(client, item, own)
-            except Exception as exc:  # noqa: BLE001 — recorded and reported, the run goes on
+            except Exception as exc:  # recorded and reported; the run goes on
                 with lock:
                     errors.append(f"{item[-1]!r}: {exc!r}")
                 continue
