@@ -135,7 +135,10 @@ def _build(
     new_hashes = {a.id: a.content_hash for a in corpus.articles}
     unchanged = {aid for aid, h in new_hashes.items() if old_articles.get(aid, {}).get("hash") == h}
     removed = set(old_articles) - set(new_hashes)
-    if previous is not None and unchanged == set(new_hashes) and not removed:
+    same_kind = previous is not None and previous.manifest.get("vector_index", {}).get("type") == vector_index_kind(
+        settings, len(previous.chunks)
+    )
+    if previous is not None and unchanged == set(new_hashes) and not removed and same_kind:
         return BuildReport(
             articles=len(corpus.articles),
             chunks=len(previous.chunks),
@@ -249,8 +252,7 @@ def _write_generation(
         with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
             for chunk in chunks:
                 fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        vectors = faiss.IndexFlatIP(matrix.shape[1])
-        vectors.add(matrix)
+        vectors, manifest["vector_index"] = _vector_index(matrix, settings)
         faiss.write_index(vectors, str(tmp / VECTORS))
         np.save(tmp / SENTENCES, sentences, allow_pickle=False)
         retriever = bm25s.BM25()
@@ -268,6 +270,31 @@ def _write_generation(
     for old in root.iterdir():
         if old.name != name and (old.name.startswith("gen-") or old.name.startswith(".tmp-gen-")):
             shutil.rmtree(old, ignore_errors=True)
+
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 64
+
+
+def vector_index_kind(settings: Settings, chunks: int) -> str:
+    """«flat» (exact) or «hnsw», as ``settings.vector_index`` asks for ``chunks`` vectors."""
+    if settings.vector_index == "auto":
+        return "flat" if chunks <= settings.exact_up_to else "hnsw"
+    return settings.vector_index
+
+
+def _vector_index(matrix: np.ndarray, settings: Settings) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index the settings ask for, filled, and its description for the manifest."""
+    import faiss
+
+    if vector_index_kind(settings, len(matrix)) == "flat":
+        index, facts = faiss.IndexFlatIP(matrix.shape[1]), {"type": "flat", "metric": "inner_product"}
+    else:
+        index = faiss.IndexHNSWFlat(matrix.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        facts = {"type": "hnsw", "metric": "inner_product", "M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+    index.add(matrix)
+    return index, facts
 
 
 def load_index(settings: Settings) -> LoadedIndex:
@@ -294,10 +321,13 @@ def load_index(settings: Settings) -> LoadedIndex:
         with open(path / CHUNKS, encoding="utf-8") as fh:
             chunks = tuple(Chunk(**json.loads(line)) for line in fh if line.strip())
         vectors = faiss.read_index(str(path / VECTORS))
-        sentences = np.load(path / SENTENCES, allow_pickle=False)
+        # Memory-mapped: an answer reads the few rows of its passages, not the whole matrix.
+        sentences = np.load(path / SENTENCES, allow_pickle=False, mmap_mode="r")
         keyword = bm25s.BM25.load(str(path / BM25_DIR), allow_pickle=False, show_progress=False)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
         raise IndexCorruptError(f"Index in {path} cannot be read ({exc}). {_FIX_REBUILD}") from exc
+    if isinstance(vectors, faiss.IndexHNSW):
+        vectors.hnsw.efSearch = settings.hnsw_ef_search
     dim = manifest["embedder"]["dim"]
     if vectors.ntotal != len(chunks) or vectors.d != dim:
         raise IndexCorruptError(f"Index in {path} is inconsistent (vectors vs chunks). {_FIX_REBUILD}")

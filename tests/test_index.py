@@ -199,3 +199,25 @@ def test_several_indexes_live_side_by_side(settings: Settings, tmp_path: Path) -
     build_index(settings, FakeEmbedder())
     build_index(other, FakeEmbedder())
     assert len(load_index(settings).chunks) > len(load_index(other).chunks)
+
+
+def test_hnsw_is_chosen_past_the_exact_limit_recorded_and_searched(settings: Settings, tmp_path: Path) -> None:
+    from chatbot.retrieval import Retriever
+
+    exact = replace(settings, index_dir=tmp_path / "exact")
+    build_index(exact, FakeEmbedder())
+    build_index(settings, FakeEmbedder())
+    assert load_index(settings).manifest["vector_index"]["type"] == "flat"
+    small_limit = replace(settings, exact_up_to=2)
+    report = build_index(small_limit, FakeEmbedder())  # only the kind changed: rewritten, nothing embedded
+    assert report.written and report.embedded_chunks == 0
+    index = load_index(small_limit)
+    assert index.manifest["vector_index"] == {"type": "hnsw", "metric": "inner_product", "M": 32, "efConstruction": 64}
+    assert type(index.vectors).__name__ == "IndexHNSWFlat" and index.vectors.hnsw.efSearch == 128
+    approximate = Retriever(small_limit, embedder=FakeEmbedder())
+    reference = Retriever(exact, embedder=FakeEmbedder())
+    for question in ("Hong Kong impôts", "LinkedIn salariés", "Twitter sources"):
+        for mode in ("dense", "hybrid"):
+            got = [h.chunk.id for h in approximate.search(question, k=3, mode=mode)]  # type: ignore[arg-type]
+            assert got == [h.chunk.id for h in reference.search(question, k=3, mode=mode)]  # type: ignore[arg-type]
+    assert not build_index(small_limit, FakeEmbedder()).written
