@@ -287,12 +287,15 @@ def _vector_index(matrix: np.ndarray, settings: Settings) -> tuple[faiss.Index, 
     """The FAISS index the settings ask for, filled, and its description for the manifest."""
     import faiss
 
-    if vector_index_kind(settings, len(matrix)) == "flat":
-        index, facts = faiss.IndexFlatIP(matrix.shape[1]), {"type": "flat", "metric": "inner_product"}
+    index: faiss.Index
+    facts: dict[str, Any] = {"type": vector_index_kind(settings, len(matrix)), "metric": "inner_product"}
+    if facts["type"] == "flat":
+        index = faiss.IndexFlatIP(matrix.shape[1])
     else:
-        index = faiss.IndexHNSWFlat(matrix.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        facts = {"type": "hnsw", "metric": "inner_product", "M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+        hnsw = faiss.IndexHNSWFlat(matrix.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        facts |= {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+        index = hnsw
     index.add(matrix)
     return index, facts
 
