@@ -89,6 +89,7 @@ def measure(corpus: Path, index: Path, vector_index: str) -> dict[str, object]:
             times.append((time.perf_counter() - t) * 1000)
         search_ms[mode] = round(statistics.median(times), 2)
     return {
+        "dense_recall_at_10_vs_exact": _recall_vs_exact(retriever, questions),
         "articles": report.articles,
         "chunks": report.chunks,
         "sentences": int(loaded.sentence_vectors.shape[0]),
@@ -100,6 +101,17 @@ def measure(corpus: Path, index: Path, vector_index: str) -> dict[str, object]:
         "loaded_rss_mb": round(_rss_mb()),
         "search_ms_without_model": search_ms,
     }
+
+
+def _recall_vs_exact(retriever: Retriever, questions: list[str]) -> float:
+    """Share of the exact top 10 that the index's dense search returns (1.0 for a flat index)."""
+    matrix = retriever.index.vectors.reconstruct_n(0, retriever.index.vectors.ntotal)
+    shares = []
+    for question in questions:
+        query = retriever.query_vector(question)
+        exact = set(np.argsort(-(matrix @ query[0]), kind="stable")[:10].tolist())
+        shares.append(len(exact & {row for row, _ in retriever.nearest(query, 10)}) / 10)
+    return round(float(np.mean(shares)), 4)
 
 
 def _group(files: dict[str, int]) -> dict[str, int]:

@@ -71,3 +71,30 @@ def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retrieve
         assert "Réponse extraite des articles" in messages[-2]["content"]
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Quelle part des PME a un site web ? 🤔🚀",
+        "中国有多少网民？",
+        "ما هي نسبة الشركات على لينكدإن؟",
+        "<script>alert(1)</script> Quelle part des PME a un site web ?",
+        "![x](http://evil.example/pixel.png) [cliquez ici](javascript:alert(1)) LinkedIn ?",
+        "Linked\x00In\x1b[31m \u202e ?",
+    ],
+)
+def test_odd_questions_get_an_answer_or_a_short_message_and_nothing_live(chat_url: str, question: str) -> None:
+    messages = _ask(Client(chat_url, verbose=False), question, [])
+    user = next(m for m in messages if m["role"] == "user")
+    replies = [m for m in messages if m["role"] == "assistant"]
+    assert replies and text_of(replies[0]["content"]).strip()
+    for message in messages:
+        content = text_of(message["content"])
+        assert "<script" not in content and "<img" not in content  # escaped: shown, never run
+    assert "&lt;script&gt;" in text_of(user["content"]) or "<" not in question
+
+
+def test_a_100_kb_question_is_refused_in_french_without_error(chat_url: str) -> None:
+    messages = _texts(_ask(Client(chat_url, verbose=False), "Pourquoi ? " * 10_000, []))
+    assert messages[-1]["content"] == "La question est trop longue : raccourcissez-la (2000 caractères au plus)."
