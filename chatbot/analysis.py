@@ -56,13 +56,21 @@ def words(text: str) -> list[str]:
 
 def analyze(text: str) -> list[str]:
     """Tokens for keyword search: stop words removed, stemmed, accents folded."""
-    stemmer = _stemmer()
     tokens: list[str] = []
     for word in words(text):
         if word[0].isdigit():
             tokens.append(word)
             continue
-        if fold_accents(word) in _STOP_WORDS:
-            continue
-        tokens.append(fold_accents(stemmer.stemWord(word)))
+        term = _term(word)
+        if term:
+            tokens.append(term)
     return tokens
+
+
+@functools.lru_cache(maxsize=200_000)
+def _term(word: str) -> str:
+    """The indexed form of one word, or «» for a stop word. A language has far fewer distinct
+    words than a corpus has words: cached, indexing a large corpus analyses each word once."""
+    if fold_accents(word) in _STOP_WORDS:
+        return ""
+    return fold_accents(_stemmer().stemWord(word))

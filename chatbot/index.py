@@ -26,7 +26,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,28 +169,36 @@ def _build(
                 to_embed.append(len(chunks))
                 chunks.append(chunk)
 
-    # One call to the model for the new chunks and their sentences, in batches.
-    texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
-    sentences = [chunks[i].sentences() for i in to_embed]
-    fresh = _embed(embedder, texts + [s for group in sentences for s in group], settings.batch_size, progress)
-    dim = fresh.shape[1] if len(to_embed) else int(previous.manifest["embedder"]["dim"])  # type: ignore[union-attr]
-    matrix = np.zeros((len(chunks), dim), dtype=np.float32)
-    if to_embed:
-        matrix[to_embed] = fresh[: len(to_embed)]
-    new_sentences = fresh[len(to_embed) :]
-    sentence_parts: list[np.ndarray] = []
-    cursor = 0
-    for row, chunk in enumerate(chunks):
-        if row in reused and previous is not None:
-            matrix[row] = previous.vectors.reconstruct(reused[row])
-            sentence_parts.append(previous.sentence_rows(reused[row]))
-        else:
-            count = len(sentence_spans(chunk.text))
-            sentence_parts.append(new_sentences[cursor : cursor + count])
-            cursor += count
-    sentence_matrix = np.vstack([part.reshape(-1, dim) for part in sentence_parts]).astype(np.float32)
+    # Sentence rows: chunk after chunk, each chunk's sentences in order.
+    counts = [
+        len(previous.sentence_rows(reused[row])) if row in reused and previous is not None else len(chunk.sentences())
+        for row, chunk in enumerate(chunks)
+    ]
+    offsets = np.cumsum([0, *counts])
+    chunk_texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
+    sentence_texts: list[str] = []
+    sentence_rows: list[int] = []
+    for i in to_embed:
+        for j, sentence in enumerate(chunks[i].sentences()):
+            sentence_texts.append(sentence)
+            sentence_rows.append(int(offsets[i]) + j)
+    dim = int(previous.manifest["embedder"]["dim"]) if previous is not None else None
+    matrix, sentence_matrix = _embed_into(
+        embedder,
+        [(chunk_texts, to_embed), (sentence_texts, sentence_rows)],
+        (len(chunks), int(offsets[-1])),
+        dim,
+        settings.batch_size,
+        progress,
+    )
+    dim = matrix.shape[1]
+    for row, old in reused.items():
+        if previous is not None:
+            matrix[row] = previous.vectors.reconstruct(old)
+            sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
 
     embedded_articles = {chunks[i].article_id for i in to_embed}
+    per_article = Counter(c.article_id for c in chunks)
     manifest = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
@@ -204,7 +213,7 @@ def _build(
                 "title": a.title,
                 "hash": a.content_hash,
                 "path": str(a.path),
-                "chunks": sum(1 for c in chunks if c.article_id == a.id),
+                "chunks": per_article[a.id],
             }
             for a in corpus.articles
         },
@@ -223,17 +232,31 @@ def _build(
     )
 
 
-def _embed(embedder: Embedder, texts: list[str], batch_size: int, progress: Progress | None) -> np.ndarray:
-    parts: list[np.ndarray] = []
-    for start in range(0, len(texts), batch_size):
-        parts.append(embedder.encode_documents(texts[start : start + batch_size]))
-        if progress:
-            progress(min(start + batch_size, len(texts)), len(texts))
-    if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    matrix = np.vstack(parts).astype(np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+def _embed_into(
+    embedder: Embedder,
+    jobs: Sequence[tuple[Sequence[str], Sequence[int]]],
+    shapes: tuple[int, ...],
+    dim: int | None,
+    batch_size: int,
+    progress: Progress | None,
+) -> list[np.ndarray]:
+    """Embed each job's texts in batches, L2-normalised, straight into the rows given of one
+    matrix per job (``shapes[j]`` rows, allocated once: no copy of the vectors is ever made)."""
+    outputs: list[np.ndarray] = [] if dim is None else [np.zeros((n, dim), dtype=np.float32) for n in shapes]
+    total, done = sum(len(texts) for texts, _ in jobs), 0
+    for job, (texts, rows) in enumerate(jobs):
+        for start in range(0, len(texts), batch_size):
+            vectors = np.asarray(embedder.encode_documents(texts[start : start + batch_size]), dtype=np.float32)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            if not outputs:
+                outputs = [np.zeros((n, vectors.shape[1]), dtype=np.float32) for n in shapes]
+            outputs[job][rows[start : start + batch_size]] = vectors
+            done += len(vectors)
+            if progress:
+                progress(done, total)
+    if not outputs:
+        raise ValueError("nothing to embed and no previous index to take vectors from")
+    return outputs
 
 
 def _write_generation(
@@ -256,8 +279,12 @@ def _write_generation(
         faiss.write_index(vectors, str(tmp / VECTORS))
         np.save(tmp / SENTENCES, sentences, allow_pickle=False)
         retriever = bm25s.BM25()
-        keywords = [analysis.analyze(c.indexed_text(settings.title_in_keywords)) for c in chunks]
-        retriever.index(keywords, show_progress=False)
+        # Token ids rather than token strings: a document costs one pointer a token (the ids are
+        # the vocabulary's own int objects), several times less memory on a large corpus.
+        vocab: dict[str, int] = {}
+        texts = (c.indexed_text(settings.title_in_keywords) for c in chunks)
+        keywords = [[vocab.setdefault(token, len(vocab)) for token in analysis.analyze(text)] for text in texts]
+        retriever.index((keywords, vocab), show_progress=False)
         retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
         manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
         _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
