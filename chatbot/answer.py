@@ -207,21 +207,29 @@ def _nearest_cosine(retriever: Retriever, q_vec: np.ndarray) -> float:
 
 
 def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sentence]:
-    """Drop questions (the interviewer's, or rhetorical) and URLs from the candidates; a question
-    passes a share of its score to the sentence that follows it in the same passage."""
+    """Drop questions (the interviewer's, or rhetorical) and URLs from the candidates. A question
+    passes a share of its score to the sentence that follows it in the same passage; when that
+    share wins, the quote takes the question along («Le point faible ? Le coût du logement…»),
+    since the answer alone often does not say what it answers."""
     out: list[Sentence] = []
+    asked: Sentence | None = None
     inherited = 0.0
     previous_chunk = ""
     for sentence in sentences:
         if sentence.hit.chunk.id != previous_chunk:
-            inherited, previous_chunk = 0.0, sentence.hit.chunk.id
+            asked, inherited, previous_chunk = None, 0.0, sentence.hit.chunk.id
         if sentence.text.endswith("?"):
-            inherited = max(inherited, sentence.score * carry)
+            if sentence.score * carry > inherited:
+                asked, inherited = sentence, sentence.score * carry
             continue
         if sentence.text.startswith(("http://", "https://")):
             continue
-        out.append(replace(sentence, score=max(sentence.score, inherited)))
-        inherited = 0.0
+        if asked is not None and inherited > sentence.score:
+            text = sentence.hit.chunk.text[asked.start : sentence.end]
+            out.append(replace(sentence, start=asked.start, text=text, score=inherited))
+        else:
+            out.append(sentence)
+        asked, inherited = None, 0.0
     return out
 
 

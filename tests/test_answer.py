@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, detect_language, split_sentences
@@ -84,6 +86,23 @@ def test_abstains_in_the_question_language_and_lists_the_closest_articles(retrie
 def test_questions_of_the_interviewer_are_never_quoted_as_answers(retriever: Retriever) -> None:
     result = answer(retriever, "Et les marques ?", settings=OPEN)
     assert all(not c.quote.endswith("?") for c in result.citations)
+
+
+def test_an_answer_to_an_interview_question_is_quoted_with_its_question(settings: Settings) -> None:
+    interview = (
+        "# Entretien\n\nJournaliste : Quel est le point faible de Hong Kong pour une start-up ? "
+        "Fondateur : Le coût du logement, qui pèse sur chaque embauche.\n\n"
+        "Nous recrutons pourtant des ingénieurs venus de Shenzhen chaque mois."
+    )
+    settings = replace(settings, chunk_size=200, chunk_overlap=0)
+    (settings.corpus_dir / "entretien.md").write_text(interview, encoding="utf-8")
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    result = answer(retriever, "Quel est le point faible de Hong Kong pour une start-up ?", settings=OPEN)
+    quote = result.citations[0].quote
+    assert quote.startswith("Journaliste : Quel est le point faible") and quote.endswith("chaque embauche.")
+    assert result.citations[0].is_valid()
+    assert not any(c.quote.endswith("?") for c in result.citations)
 
 
 def test_follow_up_is_understood_from_the_previous_question(retriever: Retriever) -> None:
