@@ -213,7 +213,7 @@ def test_hnsw_is_chosen_past_the_exact_limit_recorded_and_searched(settings: Set
     assert report.written and report.embedded_chunks == 0
     index = load_index(small_limit)
     assert index.manifest["vector_index"] == {"type": "hnsw", "metric": "inner_product", "M": 32, "efConstruction": 64}
-    assert type(index.vectors).__name__ == "IndexHNSWFlat" and index.vectors.hnsw.efSearch == 128
+    assert type(index.vectors).__name__ == "IndexHNSWFlat" and index.vectors.hnsw.efSearch == 256
     approximate = Retriever(small_limit, embedder=FakeEmbedder())
     reference = Retriever(exact, embedder=FakeEmbedder())
     for question in ("Hong Kong impôts", "LinkedIn salariés", "Twitter sources"):
