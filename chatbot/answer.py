@@ -262,7 +262,7 @@ def _with_citations(
         if not citation.is_valid():  # cannot happen by construction; never show an unchecked quote
             continue
         citations.append(citation)
-        parts.append(f"{sentence.text} [{n}]")
+        parts.append(f"{' '.join(sentence.text.split())} [{n}]")  # the quote itself stays verbatim
     return Answer(question, " ".join(parts), False, tuple(citations), closest, score, lang, tuple(hits))
 
 

@@ -90,7 +90,7 @@ def test_questions_of_the_interviewer_are_never_quoted_as_answers(retriever: Ret
 
 def test_an_answer_to_an_interview_question_is_quoted_with_its_question(settings: Settings) -> None:
     interview = (
-        "# Entretien\n\nJournaliste : Quel est le point faible de Hong Kong pour une start-up ? "
+        "# Entretien\n\nJournaliste : Quel est le point faible de Hong Kong pour une start-up ?\n"
         "Fondateur : Le coût du logement, qui pèse sur chaque embauche.\n\n"
         "Nous recrutons pourtant des ingénieurs venus de Shenzhen chaque mois."
     )
@@ -101,6 +101,7 @@ def test_an_answer_to_an_interview_question_is_quoted_with_its_question(settings
     result = answer(retriever, "Quel est le point faible de Hong Kong pour une start-up ?", settings=OPEN)
     quote = result.citations[0].quote
     assert quote.startswith("Journaliste : Quel est le point faible") and quote.endswith("chaque embauche.")
+    assert " ".join(quote.split()) + " [1]" in result.text
     assert result.citations[0].is_valid()
     assert not any(c.quote.endswith("?") for c in result.citations)
 
