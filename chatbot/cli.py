@@ -28,6 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         corpus_dir=args.corpus,
         index_dir=args.index,
         model=args.model,
+        sentence_vectors=getattr(args, "sentence_vectors", True),
         mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
         top_k=getattr(args, "k", None),
         reranker=getattr(args, "reranker", None),
@@ -241,6 +242,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, help="folder of .md/.txt articles (default: corpus/)")
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
     parser.add_argument("--model", help="embedding model: e5-small, use-multilingual, minilm, a hub name or a path")
+    parser.add_argument(
+        "--no-sentence-vectors",
+        dest="sentence_vectors",
+        action="store_false",
+        help="index without per-sentence vectors: builds embed 5x fewer texts, answers take ~0.7 s more",
+    )
 
 
 def _retrieval_options(parser: argparse.ArgumentParser) -> None:

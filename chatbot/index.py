@@ -9,6 +9,7 @@ Layout of ``index/``::
         vectors.faiss     inner product over L2-normalised vectors
         sentences.npy     one vector per sentence of each chunk, chunk after chunk (float32,
                           plain .npy): answers score sentences without calling the model
+                          (no rows when ``Settings.sentence_vectors`` is off)
         bm25/             bm25s files (.npy without pickle, JSON)
     .lock                 held while an indexer writes
 
@@ -93,7 +94,8 @@ class LoadedIndex:
     sentence_offsets: np.ndarray
 
     def sentence_rows(self, row: int) -> np.ndarray:
-        """The sentence vectors of chunk ``row``, in the order of :func:`sentence_spans`."""
+        """The sentence vectors of chunk ``row``, in the order of :func:`sentence_spans` (none
+        when the index was built without sentence vectors)."""
         return self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]]
 
 
@@ -170,16 +172,13 @@ def _build(
                 chunks.append(chunk)
 
     # Sentence rows: chunk after chunk, each chunk's sentences in order.
-    counts = [
-        len(previous.sentence_rows(reused[row])) if row in reused and previous is not None else len(chunk.sentences())
-        for row, chunk in enumerate(chunks)
-    ]
+    counts = [_sentence_count(chunk, settings) for chunk in chunks]
     offsets = np.cumsum([0, *counts])
     chunk_texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
     sentence_texts: list[str] = []
     sentence_rows: list[int] = []
     for i in to_embed:
-        for j, sentence in enumerate(chunks[i].sentences()):
+        for j, sentence in enumerate(chunks[i].sentences() if settings.sentence_vectors else ()):
             sentence_texts.append(sentence)
             sentence_rows.append(int(offsets[i]) + j)
     dim = int(previous.manifest["embedder"]["dim"]) if previous is not None else None
@@ -303,6 +302,11 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 
 
+def _sentence_count(chunk: Chunk, settings: Settings) -> int:
+    """Rows the chunk has in ``sentences.npy``."""
+    return len(sentence_spans(chunk.text)) if settings.sentence_vectors else 0
+
+
 def vector_index_kind(settings: Settings, chunks: int) -> str:
     """«flat» (exact) or «hnsw», as ``settings.vector_index`` asks for ``chunks`` vectors."""
     if settings.vector_index == "auto":
@@ -361,7 +365,7 @@ def load_index(settings: Settings) -> LoadedIndex:
     dim = manifest["embedder"]["dim"]
     if vectors.ntotal != len(chunks) or vectors.d != dim:
         raise IndexCorruptError(f"Index in {path} is inconsistent (vectors vs chunks). {_FIX_REBUILD}")
-    offsets = np.cumsum([0] + [len(sentence_spans(c.text)) for c in chunks])
+    offsets = np.cumsum([0] + [_sentence_count(c, settings) for c in chunks])
     if sentences.ndim != 2 or sentences.shape != (offsets[-1], dim):
         raise IndexCorruptError(f"Index in {path} is inconsistent (sentences vs chunks). {_FIX_REBUILD}")
     return LoadedIndex(

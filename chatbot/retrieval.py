@@ -158,8 +158,12 @@ class Retriever:
         return vector
 
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
-        """The stored vectors of the chunk's sentences (rows in :func:`sentence_spans` order)."""
-        return self.index.sentence_rows(self._rows[chunk.id])
+        """The vectors of the chunk's sentences (rows in :func:`sentence_spans` order): stored in
+        the index, or embedded now when it was built without them."""
+        if self.settings.sentence_vectors:
+            return self.index.sentence_rows(self._rows[chunk.id])
+        vectors = np.asarray(self.embedder.encode_documents(chunk.sentences()), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""

@@ -26,6 +26,7 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
         "chunk_overlap": 20,
         "title_in_keywords": True,
         "title_in_embedding": False,
+        "sentence_vectors": True,
     }
     assert set(manifest["articles"]) == {"linkedin", "chine", "twitter"}
     assert {"chunks.jsonl", "vectors.faiss", "sentences.npy"} <= set(manifest["files"])
@@ -221,3 +222,25 @@ def test_hnsw_is_chosen_past_the_exact_limit_recorded_and_searched(settings: Set
             got = [h.chunk.id for h in approximate.search(question, k=3, mode=mode)]  # type: ignore[arg-type]
             assert got == [h.chunk.id for h in reference.search(question, k=3, mode=mode)]  # type: ignore[arg-type]
     assert not build_index(small_limit, FakeEmbedder()).written
+
+
+def test_without_sentence_vectors_answers_embed_sentences_at_question_time(settings: Settings) -> None:
+    from chatbot.answer import AnswerSettings, answer
+    from chatbot.retrieval import Retriever
+
+    lean = replace(settings, sentence_vectors=False)
+    counting = FakeEmbedder()
+    build_index(lean, counting)
+    index = load_index(lean)
+    assert counting.documents == len(index.chunks)  # chunks only
+    assert index.sentence_vectors.shape == (0, 64) and index.manifest["sentences"] == 0
+    with pytest.raises(IndexMismatchError, match="sentence_vectors"):
+        load_index(settings)
+    open_settings = AnswerSettings(min_support=(("fr", -1.0), ("en", -1.0)))
+    question = "Que consacre Shenzhen à la recherche ?"
+    embedder = FakeEmbedder()
+    lean_answer = answer(Retriever(lean, embedder=embedder), question, settings=open_settings)
+    assert embedder.documents > 0  # the sentences, embedded now
+    full = replace(settings, index_dir=settings.index_dir.parent / "full")
+    build_index(full, FakeEmbedder())
+    assert lean_answer.text == answer(Retriever(full, embedder=FakeEmbedder()), question, settings=open_settings).text
