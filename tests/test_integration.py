@@ -163,3 +163,22 @@ def test_cli_index_names_removed_and_skipped_files_and_refuses_a_second_indexer(
     removed_lines = [line for line in result.stderr.splitlines() if line.startswith("removed ")]
     assert len(removed_lines) == 1 and f"{gone.name}: the file is no longer in the corpus" in removed_lines[0]
     assert f"skipped {corpus / 'photo.md'}: binary file, not text" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["vectors.faiss", "sentences.npy", "chunks.jsonl", "manifest.json"])
+def test_cli_names_the_fix_for_a_damaged_index_file_and_changes_nothing(
+    real_settings: Settings, tmp_path: Path, name: str
+) -> None:
+    import shutil
+
+    from chatbot.index import current_generation
+
+    index = tmp_path / "index"
+    shutil.copytree(real_settings.index_dir, index)
+    damaged = current_generation(index) / name
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    before = {p: p.read_bytes() for p in index.rglob("*") if p.is_file()}
+    result = _cli("ask", "Quelle part des PME a un site web ?", "--index", str(index), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "chatbot index --rebuild" in result.stderr and "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in index.rglob("*") if p.is_file()} == before
