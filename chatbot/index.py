@@ -181,47 +181,55 @@ def _build(
         for j, sentence in enumerate(chunks[i].sentences() if settings.sentence_vectors else ()):
             sentence_texts.append(sentence)
             sentence_rows.append(int(offsets[i]) + j)
-    dim = int(previous.manifest["embedder"]["dim"]) if previous is not None else None
-    matrix, sentence_matrix = _embed_into(
-        embedder,
-        [(chunk_texts, to_embed), (sentence_texts, sentence_rows)],
-        (len(chunks), int(offsets[-1])),
-        dim,
-        settings.batch_size,
-        progress,
-    )
-    dim = matrix.shape[1]
-    for row, old in reused.items():
-        if previous is not None:
-            matrix[row] = previous.vectors.reconstruct(old)
-            sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
 
-    embedded_articles = {chunks[i].article_id for i in to_embed}
-    per_article = Counter(c.article_id for c in chunks)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "embedder": {"name": embedder.name, "dim": dim},
-        "settings": settings.index_settings(),
-        "analyzer_version": analysis.VERSION,
-        "sentence_version": SENTENCE_VERSION,
-        "sentences": len(sentence_matrix),
-        "articles": {
-            a.id: {
-                "title": a.title,
-                "hash": a.content_hash,
-                "path": str(a.path),
-                "chunks": per_article[a.id],
-            }
-            for a in corpus.articles
-        },
-    }
-    _write_generation(settings, chunks, matrix, sentence_matrix, manifest)
+    name, tmp = _new_generation(settings.index_dir)
+    try:
+
+        def allocate(job: int, rows: int, dim: int) -> np.ndarray:
+            if job == 0:
+                return np.zeros((rows, dim), dtype=np.float32)
+            # Sentence vectors go straight to their file: on a large corpus they outweigh
+            # everything else in memory (7.5 GB for 100k articles).
+            return np.lib.format.open_memmap(tmp / SENTENCES, mode="w+", dtype=np.float32, shape=(rows, dim))
+
+        matrix, sentence_matrix = _embed_into(
+            embedder,
+            [(chunk_texts, to_embed), (sentence_texts, sentence_rows)],
+            (len(chunks), int(offsets[-1])),
+            int(previous.manifest["embedder"]["dim"]) if previous is not None else None,
+            allocate,
+            settings.batch_size,
+            progress,
+        )
+        for row, old in reused.items():
+            if previous is not None:
+                matrix[row] = previous.vectors.reconstruct(old)
+                sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
+
+        per_article = Counter(c.article_id for c in chunks)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "embedder": {"name": embedder.name, "dim": matrix.shape[1]},
+            "settings": settings.index_settings(),
+            "analyzer_version": analysis.VERSION,
+            "sentence_version": SENTENCE_VERSION,
+            "sentences": len(sentence_matrix),
+            "articles": {
+                a.id: {"title": a.title, "hash": a.content_hash, "path": str(a.path), "chunks": per_article[a.id]}
+                for a in corpus.articles
+            },
+        }
+        _write_generation(settings, chunks, matrix, sentence_matrix, manifest, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap(settings.index_dir, name, tmp)
     return BuildReport(
         articles=len(corpus.articles),
         chunks=len(chunks),
-        embedded_articles=len(embedded_articles),
+        embedded_articles=len({chunks[i].article_id for i in to_embed}),
         embedded_chunks=len(to_embed),
         removed=tuple(sorted(old_articles[aid].get("path", aid) for aid in removed)),
         seconds=time.perf_counter() - started,
@@ -236,19 +244,21 @@ def _embed_into(
     jobs: Sequence[tuple[Sequence[str], Sequence[int]]],
     shapes: tuple[int, ...],
     dim: int | None,
+    allocate: Callable[[int, int, int], np.ndarray],
     batch_size: int,
     progress: Progress | None,
 ) -> list[np.ndarray]:
     """Embed each job's texts in batches, L2-normalised, straight into the rows given of one
-    matrix per job (``shapes[j]`` rows, allocated once: no copy of the vectors is ever made)."""
-    outputs: list[np.ndarray] = [] if dim is None else [np.zeros((n, dim), dtype=np.float32) for n in shapes]
+    matrix per job: ``allocate(job, shapes[job], dim)``, called once the dimension is known
+    (from ``dim`` or the first batch). No copy of the vectors is ever made."""
+    outputs = [] if dim is None else [allocate(job, n, dim) for job, n in enumerate(shapes)]
     total, done = sum(len(texts) for texts, _ in jobs), 0
     for job, (texts, rows) in enumerate(jobs):
         for start in range(0, len(texts), batch_size):
             vectors = np.asarray(embedder.encode_documents(texts[start : start + batch_size]), dtype=np.float32)
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if not outputs:
-                outputs = [np.zeros((n, vectors.shape[1]), dtype=np.float32) for n in shapes]
+                outputs = [allocate(j, n, vectors.shape[1]) for j, n in enumerate(shapes)]
             outputs[job][rows[start : start + batch_size]] = vectors
             done += len(vectors)
             if progress:
@@ -258,41 +268,55 @@ def _embed_into(
     return outputs
 
 
+def _new_generation(root: Path) -> tuple[str, Path]:
+    """A fresh generation name and its temporary folder (renamed when complete)."""
+    name = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir()
+    return name, tmp
+
+
 def _write_generation(
-    settings: Settings, chunks: list[Chunk], matrix: np.ndarray, sentences: np.ndarray, manifest: dict[str, Any]
+    settings: Settings,
+    chunks: list[Chunk],
+    matrix: np.ndarray,
+    sentences: np.ndarray,
+    manifest: dict[str, Any],
+    tmp: Path,
 ) -> None:
+    """Write every file of a generation into ``tmp``, manifest last, all synced to disk."""
     import bm25s
     import faiss
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
 
-    root = settings.index_dir
-    name = f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
-    tmp = root / f".tmp-{name}"
-    tmp.mkdir()
-    try:
-        with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
-            for chunk in chunks:
-                fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        vectors, manifest["vector_index"] = _vector_index(matrix, settings)
-        faiss.write_index(vectors, str(tmp / VECTORS))
+    with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
+        for chunk in chunks:
+            fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+    vectors, manifest["vector_index"] = _vector_index(matrix, settings)
+    faiss.write_index(vectors, str(tmp / VECTORS))
+    del vectors
+    if isinstance(sentences, np.memmap):
+        sentences.flush()
+    else:
         np.save(tmp / SENTENCES, sentences, allow_pickle=False)
-        retriever = bm25s.BM25()
-        # Token ids rather than token strings: a document costs one pointer a token (the ids are
-        # the vocabulary's own int objects), several times less memory on a large corpus.
-        vocab: dict[str, int] = {}
-        texts = (c.indexed_text(settings.title_in_keywords) for c in chunks)
-        keywords = [[vocab.setdefault(token, len(vocab)) for token in analysis.analyze(text)] for text in texts]
-        retriever.index((keywords, vocab), show_progress=False)
-        retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
-        manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
-        _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
-        _fsync_tree(tmp)
-        os.rename(tmp, root / name)
-        _write_text(root / CURRENT, name + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    retriever = bm25s.BM25()
+    # Token ids rather than token strings: a document costs one pointer a token (the ids are
+    # the vocabulary's own int objects), several times less memory on a large corpus.
+    vocab: dict[str, int] = {}
+    texts = (c.indexed_text(settings.title_in_keywords) for c in chunks)
+    keywords = [[vocab.setdefault(token, len(vocab)) for token in analysis.analyze(text)] for text in texts]
+    retriever.index((keywords, vocab), show_progress=False)
+    retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
+    manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
+    _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+    _fsync_tree(tmp)
+
+
+def _swap(root: Path, name: str, tmp: Path) -> None:
+    """Make the complete generation in ``tmp`` the one in use, then drop the others."""
+    os.rename(tmp, root / name)
+    _write_text(root / CURRENT, name + "\n")
     for old in root.iterdir():
         if old.name != name and (old.name.startswith("gen-") or old.name.startswith(".tmp-gen-")):
             shutil.rmtree(old, ignore_errors=True)
