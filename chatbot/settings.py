@@ -45,7 +45,7 @@ class Settings:
     # Optional sentence-transformers CrossEncoder (name or path) to rerank fused candidates.
     reranker: str | None = None
     # Store one vector per sentence in the index, so that answers score sentences without the
-    # model (22 ms an answer instead of ~750 ms on this CPU). Off for very large corpora:
+    # model (18 ms an answer instead of ~750 ms on this CPU). Off for very large corpora:
     # sentences are 82 % of the texts a build embeds and 70 % of the index on disk (README, Scale).
     sentence_vectors: bool = True
     max_question_chars: int = 2000
