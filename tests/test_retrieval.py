@@ -56,3 +56,15 @@ def test_keyword_search_matches_accent_free_numbers_and_elisions(retriever: Retr
 
 def test_keyword_search_returns_nothing_for_unknown_words(retriever: Retriever) -> None:
     assert retriever.search("zzzz qwerty", mode="bm25") == []
+
+
+def test_top_rows_equals_a_full_stable_sort_ties_included() -> None:
+    import numpy as np
+
+    from chatbot.retrieval import top_rows
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores = rng.integers(0, 5, size=int(rng.integers(1, 60))).astype(np.float32)  # many ties
+        depth = int(rng.integers(1, 70))
+        assert top_rows(scores, depth).tolist() == np.argsort(-scores, kind="stable")[:depth].tolist()
