@@ -11,7 +11,7 @@ import numpy as np
 
 from chatbot import analysis
 from chatbot.chunking import sentence_spans
-from chatbot.conversation import follow_up_context, search_with_history
+from chatbot.conversation import follow_up_context, previous_question, search_with_history
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Mode
 
@@ -165,27 +165,20 @@ def compose(
     query = f"{follow_up_context(question, history)} {question}".strip()
     asked = frozenset(analysis.analyze(query))
     q_vec = retriever.query_vector(query)
-    previous = [h for h in history if h.strip()][-1:]
-    readings = {question, query, *(f"{p} {question}" for p in previous)}
+    previous = previous_question(history)
+    readings = {question, query, *([f"{previous} {question}"] if previous else [])}
     support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
     if support < dict(settings.min_support).get(lang, 0.0):
         return decline(support)
-    cosine = np.concatenate(
-        [
-            retriever.sentence_vectors(hit.chunk)[[s.position for s in sentences if s.hit is hit]] @ q_vec[0]
-            for hit in hits
-        ]
-    )
+    vectors = {hit.chunk.id: retriever.sentence_vectors(hit.chunk) for hit in hits}
     scored = [
-        Sentence(
-            s.hit,
-            s.start,
-            s.end,
-            s.text,
-            float(cos) + settings.lexical_weight * coverage(asked, s.text) + settings.rank_weight / s.hit.rank,
-            s.position,
+        replace(
+            s,
+            score=float(vectors[s.hit.chunk.id][s.position] @ q_vec[0])
+            + settings.lexical_weight * coverage(asked, s.text)
+            + settings.rank_weight / s.hit.rank,
         )
-        for s, cos in zip(sentences, cosine, strict=True)
+        for s in sentences
     ]
     scored = _answers_not_questions(scored, settings.question_carry)
     if not scored:

@@ -47,9 +47,10 @@ def run_bench(settings: Settings, questions: Sequence[str], *, cold_start: bool 
         build_index(local, embedder, rebuild=True)
         results["build_s"] = round(time.perf_counter() - started, 3)
         retriever = Retriever(local, embedder=embedder)
-        # What a build embeds: every chunk, then every sentence (stored for the answers).
+        # What a build embeds: every chunk, then every sentence when they are stored.
         texts = [c.indexed_text(settings.title_in_embedding) for c in retriever.chunks]
-        texts += [s for c in retriever.chunks for s in c.sentences()]
+        if settings.sentence_vectors:
+            texts += [s for c in retriever.chunks for s in c.sentences()]
         started = time.perf_counter()
         for start in range(0, len(texts), settings.batch_size):
             embedder.encode_documents(texts[start : start + settings.batch_size])

@@ -86,7 +86,7 @@ def _build_with_progress(settings: Settings, *, rebuild: bool, quiet: bool) -> B
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="Embedding chunks", unit="chunk", disable=quiet)
+            bar = tqdm(total=total, desc="Embedding passages and sentences", unit="text", disable=quiet)
         bar.update(done - bar.n)
 
     embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)

@@ -17,10 +17,14 @@ def is_short(question: str) -> bool:
     return len(analysis.analyze(question)) <= SHORT_QUESTION
 
 
+def previous_question(history: Sequence[str]) -> str:
+    """The last non-blank earlier question, else an empty string."""
+    return next((h for h in reversed(history) if h.strip()), "")
+
+
 def follow_up_context(question: str, history: Sequence[str]) -> str:
     """The earlier question a short follow-up leans on, else an empty string."""
-    previous = [h for h in history if h.strip()]
-    return previous[-1] if previous and is_short(question) else ""
+    return previous_question(history) if is_short(question) else ""
 
 
 def search_with_history(
@@ -37,12 +41,12 @@ def search_with_history(
     their subject, and on its own, so a new topic still wins; the two rankings are fused,
     the contextual one weighing more when the question is short.
     """
-    previous = [h for h in history if h.strip()]
+    previous = previous_question(history)
     if not previous:
         return retriever.search(question, k=k, mode=mode)
     k = k or retriever.settings.top_k
     depth = max(k, retriever.settings.candidates)
-    contextual = retriever.search(f"{previous[-1]} {question}", k=depth, mode=mode)
+    contextual = retriever.search(f"{previous} {question}", k=depth, mode=mode)
     alone = retriever.search(question, k=depth, mode=mode)
     weights = (1.0, 0.5) if is_short(question) else (1.0, 1.0)
     by_id = {h.chunk.id: h.chunk for h in contextual + alone}

@@ -10,6 +10,8 @@ Layout of ``index/``::
         sentences.npy     one vector per sentence of each chunk, chunk after chunk (float32,
                           plain .npy): answers score sentences without calling the model
                           (no rows when ``Settings.sentence_vectors`` is off)
+        sentence_offsets.npy  row of each chunk's first sentence vector, plus the total
+                          (int64), so that loading does not split every chunk again
         bm25/             bm25s files (.npy without pickle, JSON)
     .lock                 held while an indexer writes
 
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chatbot import __version__, analysis
-from chatbot.chunking import SENTENCE_VERSION, Chunk, chunk_article, sentence_spans
+from chatbot.chunking import SENTENCE_VERSION, Chunk, chunk_article
 from chatbot.corpus import Corpus, Notice, Skipped, load_corpus
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from chatbot.settings import Settings
@@ -56,6 +58,7 @@ MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.faiss"
 SENTENCES = "sentences.npy"
+SENTENCE_OFFSETS = "sentence_offsets.npy"
 BM25_DIR = "bm25"
 Progress = Callable[[int, int], None]
 
@@ -171,16 +174,15 @@ def _build(
                 to_embed.append(len(chunks))
                 chunks.append(chunk)
 
-    # Sentence rows: chunk after chunk, each chunk's sentences in order.
-    counts = [_sentence_count(chunk, settings) for chunk in chunks]
+    # Sentence rows: chunk after chunk, each chunk's sentences in order. New chunks are split
+    # once here; reused ones keep their count from the previous index.
+    new_sentences = {i: chunks[i].sentences() if settings.sentence_vectors else [] for i in to_embed}
+    old_counts = np.diff(previous.sentence_offsets) if previous is not None else np.zeros(0, dtype=np.int64)
+    counts = [len(new_sentences[r]) if r in new_sentences else int(old_counts[reused[r]]) for r in range(len(chunks))]
     offsets = np.cumsum([0, *counts])
     chunk_texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
-    sentence_texts: list[str] = []
-    sentence_rows: list[int] = []
-    for i in to_embed:
-        for j, sentence in enumerate(chunks[i].sentences() if settings.sentence_vectors else ()):
-            sentence_texts.append(sentence)
-            sentence_rows.append(int(offsets[i]) + j)
+    sentence_texts = [sentence for i in to_embed for sentence in new_sentences[i]]
+    sentence_rows = [int(offsets[i]) + j for i in to_embed for j in range(len(new_sentences[i]))]
 
     name, tmp = _new_generation(settings.index_dir)
     try:
@@ -201,8 +203,8 @@ def _build(
             settings.batch_size,
             progress,
         )
-        for row, old in reused.items():
-            if previous is not None:
+        if previous is not None:
+            for row, old in reused.items():
                 matrix[row] = previous.vectors.reconstruct(old)
                 sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
 
@@ -221,7 +223,7 @@ def _build(
                 for a in corpus.articles
             },
         }
-        _write_generation(settings, chunks, matrix, sentence_matrix, manifest, tmp)
+        _write_generation(settings, chunks, matrix, sentence_matrix, offsets, manifest, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -281,6 +283,7 @@ def _write_generation(
     chunks: list[Chunk],
     matrix: np.ndarray,
     sentences: np.ndarray,
+    offsets: np.ndarray,
     manifest: dict[str, Any],
     tmp: Path,
 ) -> None:
@@ -300,6 +303,7 @@ def _write_generation(
         sentences.flush()
     else:
         np.save(tmp / SENTENCES, sentences, allow_pickle=False)
+    np.save(tmp / SENTENCE_OFFSETS, offsets.astype(np.int64), allow_pickle=False)
     retriever = bm25s.BM25()
     # Token ids rather than token strings: a document costs one pointer a token (the ids are
     # the vocabulary's own int objects), several times less memory on a large corpus.
@@ -324,11 +328,6 @@ def _swap(root: Path, name: str, tmp: Path) -> None:
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
-
-
-def _sentence_count(chunk: Chunk, settings: Settings) -> int:
-    """Rows the chunk has in ``sentences.npy``."""
-    return len(sentence_spans(chunk.text)) if settings.sentence_vectors else 0
 
 
 def vector_index_kind(settings: Settings, chunks: int) -> str:
@@ -381,6 +380,7 @@ def load_index(settings: Settings) -> LoadedIndex:
         vectors = faiss.read_index(str(path / VECTORS))
         # Memory-mapped: an answer reads the few rows of its passages, not the whole matrix.
         sentences = np.load(path / SENTENCES, allow_pickle=False, mmap_mode="r")
+        offsets = np.load(path / SENTENCE_OFFSETS, allow_pickle=False)
         keyword = bm25s.BM25.load(str(path / BM25_DIR), allow_pickle=False, show_progress=False)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
         raise IndexCorruptError(f"Index in {path} cannot be read ({exc}). {_FIX_REBUILD}") from exc
@@ -389,8 +389,12 @@ def load_index(settings: Settings) -> LoadedIndex:
     dim = manifest["embedder"]["dim"]
     if vectors.ntotal != len(chunks) or vectors.d != dim:
         raise IndexCorruptError(f"Index in {path} is inconsistent (vectors vs chunks). {_FIX_REBUILD}")
-    offsets = np.cumsum([0] + [_sentence_count(c, settings) for c in chunks])
-    if sentences.ndim != 2 or sentences.shape != (offsets[-1], dim):
+    if (
+        sentences.ndim != 2
+        or offsets.shape != (len(chunks) + 1,)
+        or sentences.shape != (offsets[-1], dim)
+        or (np.diff(offsets) < 0).any()
+    ):
         raise IndexCorruptError(f"Index in {path} is inconsistent (sentences vs chunks). {_FIX_REBUILD}")
     return LoadedIndex(
         path=path,

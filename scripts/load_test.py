@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import threading
 import time
@@ -23,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -53,15 +54,14 @@ class LoadResult:
     seconds: float
 
     def summary(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies_ms)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else 0.0
+        p50, p95, top = np.percentile(self.latencies_ms, [50, 95, 100]) if self.latencies_ms else (0.0, 0.0, 0.0)
         return {
             "requests": self.requests,
             "errors": len(self.errors),
             "mismatches": len(self.mismatches),
-            "p50_ms": round(statistics.median(ordered), 1) if ordered else 0.0,
-            "p95_ms": round(p95, 1),
-            "max_ms": round(ordered[-1], 1) if ordered else 0.0,
+            "p50_ms": round(float(p50), 1),
+            "p95_ms": round(float(p95), 1),
+            "max_ms": round(float(top), 1),
             "seconds": round(self.seconds, 1),
             "requests_per_s": round(self.requests / self.seconds, 2) if self.seconds else 0.0,
         }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from chatbot.corpus import load_corpus
 
-from .conftest import REPO
+from .conftest import REPO, load_script
 
 DEBRIS = re.compile(r"IMG_\d+\w*?(?=La Chine)|IMG_\d+|DSC\d+ter|PME retard\.png|^Tweet \d+$|^etiquette-twitter$", re.M)
 
@@ -44,12 +44,7 @@ def test_six_articles_with_titles_and_the_quote_opens_the_china_article() -> Non
 
 
 def test_corpus_files_are_what_the_split_script_writes(tmp_path: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("split_dump", REPO / "scripts" / "split_dump.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("split_dump")
     module.OUT = tmp_path
     module.main()
     for path in sorted(tmp_path.glob("*.md")):

@@ -7,29 +7,17 @@ CI runs 5 users × 5 conversations; the full figure (20 × 25) comes from
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from types import ModuleType
 
 import pytest
 
-from .conftest import REPO
+from .conftest import load_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 
 
-def _load_test() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("load_test", REPO / "scripts" / "load_test.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_concurrent_users_get_the_answers_they_would_get_alone(chat_url: str) -> None:
-    load_test = _load_test()
+    load_test = load_script("load_test")
     users = int(os.environ.get("CHATBOT_LOAD_USERS", "5"))
     per_user = int(os.environ.get("CHATBOT_LOAD_CONVERSATIONS", "5"))
     items = load_test.conversations()

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from chatbot.chunking import sentence_spans
 from chatbot.corpus import load_corpus
 
-from .conftest import REPO
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from .conftest import REPO, load_script
 
 
 def test_articles_are_made_of_real_sentences_and_are_reproducible(tmp_path: Path) -> None:
-    synth = _script("synth_corpus")
+    synth = load_script("synth_corpus")
     paths = synth.generate(REPO / "corpus", tmp_path / "a", 12, seed=3)
     assert len(paths) == 12
     real = load_corpus(REPO / "corpus")
