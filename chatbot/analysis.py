@@ -34,6 +34,18 @@ _QUESTION_WORDS = {"combien", "comment", "pourquoi", "quand", "ou", "quel", "que
 _STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"} | _QUESTION_WORDS) - {"ete"}
 
 
+_ENGLISH = frozenset("the what which who how why when where is are does do did of and to in what's share".split())
+_FRENCH = frozenset("le la les des du de quel quelle quels quelles qui comment pourquoi est sont et en un une".split())
+
+
+def detect_language(text: str) -> str:
+    """«en» when the text has more English than French function words, else «fr»."""
+    tokens = re.findall(r"[a-zà-ÿ']+", text.lower())
+    english = sum(t in _ENGLISH for t in tokens)
+    french = sum(t in _FRENCH for t in tokens)
+    return "en" if english > french else "fr"
+
+
 @functools.lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("french")

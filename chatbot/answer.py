@@ -3,7 +3,6 @@ question, each with a numbered citation that is checked to be verbatim in its pa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -19,8 +18,6 @@ NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse dans les articles.",
     "en": "I cannot find the answer in the articles.",
 }
-_ENGLISH = frozenset("the what which who how why when where is are does do did of and to in what's share".split())
-_FRENCH = frozenset("le la les des du de quel quelle quels quelles qui comment pourquoi est sont et en un une".split())
 
 
 @dataclass(frozen=True)
@@ -113,14 +110,6 @@ class Sentence:
     position: int = 0  # among all the sentences of the chunk: the row of its stored vector
 
 
-def detect_language(question: str) -> str:
-    """«en» when the question has more English than French function words, else «fr»."""
-    tokens = re.findall(r"[a-zà-ÿ']+", question.lower())
-    english = sum(t in _ENGLISH for t in tokens)
-    french = sum(t in _FRENCH for t in tokens)
-    return "en" if english > french else "fr"
-
-
 def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
     """Sentences of a passage with their offsets in it (lines count as sentence ends), those
     shorter than ``min_chars`` left out."""
@@ -151,7 +140,7 @@ def compose(
     previous one, and any question asked after others is supported when either reading
     (alone, or after the previous question) is close to a passage.
     """
-    lang = detect_language(question)
+    lang = analysis.detect_language(question)
     closest = tuple(dict.fromkeys(h.chunk.article_title for h in hits))[:3]
 
     def decline(support: float = 0.0) -> Answer:

@@ -101,6 +101,14 @@ class LoadedIndex:
         when the index was built without sentence vectors)."""
         return self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]]
 
+    def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """For each chunk of ``rows``, the best inner product between ``query`` (shape dim) and
+        one of its sentence vectors; -1 (no match) for a chunk without any."""
+        return np.array(
+            [float(np.max(vectors @ query)) if len(vectors := self.sentence_rows(int(row))) else -1.0 for row in rows],
+            dtype=np.float32,
+        )
+
 
 def build_index(
     settings: Settings,

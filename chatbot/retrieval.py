@@ -113,23 +113,37 @@ class Retriever:
         return [Hit(self.chunks[row], float(score), rank) for rank, (row, score) in enumerate(ranking[:k], start=1)]
 
     def hybrid(self, text: str, depth: int) -> Ranking:
-        """Fuse the keyword and dense rankings as the settings say (z-score or RRF)."""
-        weights = (self.settings.bm25_weight, self.settings.dense_weight)
+        """Fuse the keyword and dense rankings as the settings say (z-score or RRF).
+
+        z-score: each signal is standardised over the candidates of both retrievers and the
+        signals are added with their weights: BM25 (``bm25_weight_en`` for an English question),
+        the chunk's cosine, and its best sentence's cosine when the index stores sentence vectors.
+        """
+        bm25_weight = self.bm25_weight(text)
         if self.settings.fusion == "rrf":
-            lists = [(self.keyword(text, depth), weights[0]), (self.dense(text, depth), weights[1])]
+            lists = [(self.keyword(text, depth), bm25_weight), (self.dense(text, depth), self.settings.dense_weight)]
             return rrf_fuse(lists, self.settings.rrf_k)
         query = self.query_vector(text)
-        keyword = self.keyword(text, depth)
+        keyword = self.keyword(text, depth) if bm25_weight else []
         dense = self.nearest(query, depth)
-        rows = sorted({row for row, _ in keyword} | {row for row, _ in dense})
+        rows = np.array(sorted({row for row, _ in keyword} | {row for row, _ in dense}), dtype=np.int64)
         bm25_scores = dict(keyword)
         # Rows that only BM25 found need their dense score too.
-        dense_scores = self.index.vectors.reconstruct_batch(np.array(rows, dtype=np.int64)) @ query[0]
-        fused = weights[0] * _zscore(np.array([bm25_scores.get(r, 0.0) for r in rows])) + weights[1] * _zscore(
-            dense_scores
-        )
+        signals = [
+            (bm25_weight, np.array([bm25_scores.get(int(r), 0.0) for r in rows])),
+            (self.settings.dense_weight, self.index.vectors.reconstruct_batch(rows) @ query[0]),
+        ]
+        if self.settings.sentence_weight and len(self.index.sentence_vectors):
+            signals.append((self.settings.sentence_weight, self.index.best_sentence_scores(rows, query[0])))
+        fused = sum(weight * _zscore(scores) for weight, scores in signals if weight)
         order = np.argsort(-fused, kind="stable")
-        return [(rows[i], float(fused[i])) for i in order]
+        return [(int(rows[i]), float(fused[i])) for i in order]
+
+    def bm25_weight(self, text: str) -> float:
+        """The keyword signal's weight in hybrid search: lower for a question in English."""
+        if analysis.detect_language(text) == "en":
+            return self.settings.bm25_weight_en
+        return self.settings.bm25_weight
 
     def keyword(self, text: str, depth: int) -> Ranking:
         """BM25 over the French analysis; chunks that share no term with the question are left out."""

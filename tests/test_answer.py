@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, detect_language, split_sentences
+from chatbot.analysis import detect_language
+from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
 from chatbot.app import previous_questions, sources_text, text_of
 from chatbot.chunking import Chunk
 from chatbot.index import build_index
