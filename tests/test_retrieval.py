@@ -1,3 +1,6 @@
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from chatbot.errors import QuestionError
@@ -68,3 +71,40 @@ def test_top_rows_equals_a_full_stable_sort_ties_included() -> None:
         scores = rng.integers(0, 5, size=int(rng.integers(1, 60))).astype(np.float32)  # many ties
         depth = int(rng.integers(1, 70))
         assert top_rows(scores, depth).tolist() == np.argsort(-scores, kind="stable")[:depth].tolist()
+
+
+def test_best_sentence_scores_take_each_chunks_best_sentence(retriever: Retriever) -> None:
+    query = retriever.query_vector("Il n'existe pas de TVA")[0]
+    rows = np.arange(len(retriever.chunks))
+    scores = retriever.index.best_sentence_scores(rows, query)
+    for row, score in zip(rows, scores, strict=True):
+        sentences = retriever.chunks[row].sentences()
+        best = max(float(retriever.embedder.encode_documents([s])[0] @ query) for s in sentences)
+        assert score == pytest.approx(best, abs=1e-5)
+    tva = next(row for row in rows if "pas de TVA" in retriever.chunks[row].text)
+    assert scores[tva] == pytest.approx(1.0, abs=1e-5)  # that very sentence is in the chunk
+
+
+def test_hybrid_with_only_the_sentence_signal_ranks_by_best_sentence(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    only_sentences = replace(settings, bm25_weight=0.0, dense_weight=0.0, sentence_weight=1.0)
+    retriever = Retriever(only_sentences, embedder=FakeEmbedder())
+    question = "Shenzhen consacre quelle part de son PIB à la recherche ?"
+    ranking = retriever.hybrid(question, 10)
+    rows = np.array([row for row, _ in ranking])
+    best = retriever.index.best_sentence_scores(rows, retriever.query_vector(question)[0])
+    assert len(rows) > 1 and list(best) == sorted(best, reverse=True)
+    assert "Shenzhen" in retriever.chunks[rows[0]].text
+
+
+def test_english_questions_leave_french_bm25_out_of_hybrid(settings: Settings) -> None:
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    english, french = "What share of companies are not on LinkedIn?", "Quelle part des entreprises est absente de LinkedIn ?"
+    assert retriever.bm25_weight(english) == settings.bm25_weight_en == 0.0
+    assert retriever.bm25_weight(french) == settings.bm25_weight == 0.75
+    assert retriever.keyword(english, 10)  # «LinkedIn» matches, so BM25 would weigh in
+    without_bm25 = Retriever(replace(settings, bm25_weight=0.0), embedder=FakeEmbedder())
+    with_bm25 = Retriever(replace(settings, bm25_weight_en=0.75), embedder=FakeEmbedder())
+    assert retriever.hybrid(english, 10) == without_bm25.hybrid(english, 10)
+    assert retriever.hybrid(english, 10) != with_bm25.hybrid(english, 10)
