@@ -67,6 +67,19 @@ def test_a_bad_line_is_named(tmp_path: Path) -> None:
         load_questions(path)
 
 
+def test_the_held_out_set_is_well_formed_and_distinct() -> None:
+    held_out = load_questions(REPO / "evaluation" / "holdout.jsonl")
+    project = load_questions(REPO / "evaluation" / "questions.jsonl")
+    assert len(held_out) >= 40 and len({q.id for q in held_out}) == len(held_out)
+    assert not {q.id for q in held_out} & {q.id for q in project}
+    assert not {normalize(q.question) for q in held_out} & {normalize(q.question) for q in project}
+    assert {q.lang for q in held_out} == {"fr", "en"} and sum(not q.answerable for q in held_out) >= 4
+    corpus = " ".join(normalize(a.text) for a in load_corpus(REPO / "corpus").articles)
+    for q in held_out:
+        for span in q.evidence:
+            assert normalize(span) in corpus, f"{q.id}: evidence not verbatim in any article: {span!r}"
+
+
 def test_the_project_question_set_is_well_formed() -> None:
     questions = load_questions(REPO / "evaluation" / "questions.jsonl")
     assert len(questions) >= 60

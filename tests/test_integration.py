@@ -38,9 +38,10 @@ def test_an_english_question_finds_the_french_passage(real_retriever: Retriever)
     assert any("4,3% de son PIB" in h.chunk.text for h in hits)
 
 
-def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(real_retriever: Retriever) -> None:
-    questions = load_questions(REPO / "evaluation" / "questions.jsonl")
-    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("question_set", ["questions.jsonl", "holdout.jsonl"])
+def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(real_retriever: Retriever, question_set: str) -> None:
+    questions = load_questions(REPO / "evaluation" / question_set)
+    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))[question_set]
     reports = {}
     for mode in ("bm25", "dense", "hybrid"):
         reports[mode] = evaluate_retriever(questions, real_retriever, mode)  # type: ignore[arg-type]
@@ -50,6 +51,43 @@ def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(real_retrieve
     assert hybrid["mrr@10"] >= floor["mrr@10"], hybrid
     assert hybrid["mrr@10"] > reports["bm25"]["mrr@10"]
     assert hybrid["mrr@10"] > reports["dense"]["mrr@10"]
+
+
+def test_cli_eval_answers_cites_verbatim_and_abstains_as_calibrated(real_settings: Settings, tmp_path: Path) -> None:
+    """Every question of the project set answered through the CLI: each citation verbatim, every
+    unanswerable question declined, at most 5 % of answerable ones declined, answers above the floor."""
+    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))["questions.jsonl"]
+    result = _cli(
+        "eval",
+        "--answers",
+        "--json",
+        "--questions",
+        str(REPO / "evaluation" / "questions.jsonl"),
+        "--corpus",
+        str(REPO / "corpus"),
+        "--index",
+        str(real_settings.index_dir),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 74 and set(report["by_lang"]) == {"fr", "en"}
+    assert report["recall@5"] >= floor["recall@5"] and report["mrr@10"] >= floor["mrr@10"]
+    assert report["citation_valid_rate"] == 1.0
+    assert report["abstain_correct"] == 1.0
+    assert report["abstain_false"] <= 0.05
+    assert report["answer_evidence_rate"] >= floor["answer_evidence_rate"]
+
+
+def test_held_out_answers_cite_verbatim_and_stay_above_their_floor(real_retriever: Retriever) -> None:
+    from chatbot.answer import answer
+    from chatbot.evaluation import answer_metrics
+
+    questions = load_questions(REPO / "evaluation" / "holdout.jsonl")
+    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))["holdout.jsonl"]
+    answers = [answer(real_retriever, q.question, q.history) for q in questions]
+    assert all(c.is_valid() for a in answers for c in a.citations)
+    assert answer_metrics(questions, answers)["answer_evidence_rate"] >= floor["answer_evidence_rate"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
