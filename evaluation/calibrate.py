@@ -1,9 +1,10 @@
 """Calibrate the abstention thresholds on a question set.
 
-Usage: python evaluation/calibrate.py [--questions FILE]
+Usage: python evaluation/calibrate.py [--questions FILE ...]
 Computes every question's support (see chatbot.answer) with abstention off, then, per
 language, the lowest threshold that declines every unanswerable question of that language,
-and how many answerable questions it would wrongly decline. Paste the thresholds into
+how many answerable questions it would wrongly decline, and what the thresholds in force
+(AnswerSettings.min_support) do on the same questions. Paste chosen thresholds into
 AnswerSettings.min_support.
 """
 
@@ -20,10 +21,11 @@ from chatbot.settings import Settings
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"))
+    parser.add_argument("--questions", type=Path, nargs="+", default=[Path("evaluation/questions.jsonl")])
     args = parser.parse_args()
     retriever = Retriever(Settings())
-    questions = load_questions(args.questions)
+    questions = [q for path in args.questions for q in load_questions(path)]
+    in_force = dict(AnswerSettings().min_support)
     never = AnswerSettings(min_support=(("fr", float("-inf")), ("en", float("-inf"))))
     rows = [(q, answer(retriever, q.question, q.history, settings=never).score) for q in questions]
     for lang in sorted({q.lang for q in questions}):
@@ -38,6 +40,14 @@ def main() -> None:
             f"{lang}: threshold {threshold} declines {len(unanswerable)}/{len(unanswerable)} unanswerable, "
             f"{len(wrong)}/{len(answerable)} answerable wrongly ({', '.join(wrong)}); "
             f"lowest answerable supports: {[round(s, 3) for s, _ in answerable[:5]]}"
+        )
+        current = in_force.get(lang, 0.0)
+        passed = [q.id for q, s in rows if q.lang == lang and not q.answerable and s >= current]
+        declined = [q.id for q, s in rows if q.lang == lang and q.answerable and s < current]
+        print(
+            f"  in force {current}: declines {len(unanswerable) - len(passed)}/{len(unanswerable)} unanswerable "
+            f"(answers {', '.join(passed) or 'none'}), {len(declined)}/{len(answerable)} answerable wrongly "
+            f"({', '.join(declined) or 'none'})"
         )
 
 
