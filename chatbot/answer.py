@@ -152,7 +152,9 @@ def compose(
     if not sentences:
         return decline()
     query = f"{follow_up_context(question, history)} {question}".strip()
-    asked = frozenset(analysis.analyze(query))
+    # What a short follow-up asks is in its own words («Et la TVA ?»); the earlier question
+    # only gives the subject, which the cosine over ``query`` carries.
+    asked = frozenset(analysis.analyze(question) or analysis.analyze(query))
     q_vec = retriever.query_vector(query)
     previous = previous_question(history)
     readings = {question, query, *([f"{previous} {question}"] if previous else [])}

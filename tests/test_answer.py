@@ -115,6 +115,14 @@ def test_follow_up_is_understood_from_the_previous_question(retriever: Retriever
     assert alone.hits  # still answers something on its own
 
 
+def test_a_follow_up_quotes_what_it_adds_not_what_was_asked_before(retriever: Retriever) -> None:
+    # The previous question's words match the tax sentence best; «TVA» is what is asked now.
+    # (The tiny corpus's «Il n'existe pas de TVA.» is shorter than the default minimum.)
+    short_ok = replace(OPEN, min_sentence_chars=10)
+    followed = answer(retriever, "Et la TVA ?", ["Quelle imposition à Hong Kong ?"], settings=short_ok)
+    assert any("pas de TVA" in c.quote for c in followed.citations), followed.text
+
+
 def test_language_detection() -> None:
     assert detect_language("What share of companies are on LinkedIn?") == "en"
     assert detect_language("Quelle part des entreprises est sur LinkedIn ?") == "fr"
