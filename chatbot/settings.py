@@ -94,6 +94,9 @@ class Settings:
             raise ValueError(f"fusion must be zscore or rrf, got {self.fusion!r}.")
         if self.vector_index not in VECTOR_INDEXES:
             raise ValueError(f"vector_index must be one of {', '.join(VECTOR_INDEXES)}, got {self.vector_index!r}.")
+        for name in ("bm25_weight", "bm25_weight_en", "dense_weight", "sentence_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}.")
         if self.rrf_k < 1:
             raise ValueError(f"rrf_k must be at least 1, got {self.rrf_k}.")
 
