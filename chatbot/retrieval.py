@@ -135,7 +135,10 @@ class Retriever:
         ]
         if self.settings.sentence_weight and len(self.index.sentence_vectors):
             signals.append((self.settings.sentence_weight, self.index.best_sentence_scores(rows, query[0])))
-        fused = sum(weight * _zscore(scores) for weight, scores in signals if weight)
+        fused = np.zeros(len(rows))
+        for weight, scores in signals:
+            if weight:
+                fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
         order = np.argsort(-fused, kind="stable")
         return [(int(rows[i]), float(fused[i])) for i in order]
 

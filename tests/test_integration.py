@@ -39,7 +39,9 @@ def test_an_english_question_finds_the_french_passage(real_retriever: Retriever)
 
 
 @pytest.mark.parametrize("question_set", ["questions.jsonl", "holdout.jsonl"])
-def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(real_retriever: Retriever, question_set: str) -> None:
+def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(
+    real_retriever: Retriever, question_set: str
+) -> None:
     questions = load_questions(REPO / "evaluation" / question_set)
     floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))[question_set]
     reports = {}

@@ -100,7 +100,8 @@ def test_hybrid_with_only_the_sentence_signal_ranks_by_best_sentence(settings: S
 def test_english_questions_leave_french_bm25_out_of_hybrid(settings: Settings) -> None:
     build_index(settings, FakeEmbedder())
     retriever = Retriever(settings, embedder=FakeEmbedder())
-    english, french = "What share of companies are not on LinkedIn?", "Quelle part des entreprises est absente de LinkedIn ?"
+    english = "What share of companies are not on LinkedIn?"
+    french = "Quelle part des entreprises est absente de LinkedIn ?"
     assert retriever.bm25_weight(english) == settings.bm25_weight_en == 0.0
     assert retriever.bm25_weight(french) == settings.bm25_weight == 0.75
     assert retriever.keyword(english, 10)  # «LinkedIn» matches, so BM25 would weigh in
