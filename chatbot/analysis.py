@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_FRENCH
+from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_FRENCH
 
 VERSION = 2  # bump when the analysis changes: stored keyword indexes then need a rebuild
 
@@ -34,12 +34,13 @@ _QUESTION_WORDS = {"combien", "comment", "pourquoi", "quand", "ou", "quel", "que
 _STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"} | _QUESTION_WORDS) - {"ete"}
 
 
-_ENGLISH = frozenset("the what which who how why when where is are does do did of and to in what's share".split())
-_FRENCH = frozenset("le la les des du de quel quelle quels quelles qui comment pourquoi est sont et en un une".split())
+# Function words that belong to one language only (bm25s' lists; «a» is also French).
+_ENGLISH = frozenset(STOPWORDS_EN_PLUS) - frozenset(STOPWORDS_FRENCH) - {"a"}
+_FRENCH = (frozenset(STOPWORDS_FRENCH) | _QUESTION_WORDS | {"où"}) - frozenset(STOPWORDS_EN_PLUS)
 
 
 def detect_language(text: str) -> str:
-    """«en» when the text has more English than French function words, else «fr»."""
+    """«en» when the text has more English-only than French-only function words, else «fr»."""
     tokens = re.findall(r"[a-zà-ÿ']+", text.lower())
     english = sum(t in _ENGLISH for t in tokens)
     french = sum(t in _FRENCH for t in tokens)

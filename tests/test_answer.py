@@ -126,6 +126,9 @@ def test_a_follow_up_quotes_what_it_adds_not_what_was_asked_before(retriever: Re
 def test_language_detection() -> None:
     assert detect_language("What share of companies are on LinkedIn?") == "en"
     assert detect_language("Quelle part des entreprises est sur LinkedIn ?") == "fr"
+    assert detect_language("Can employees be brand ambassadors?") == "en"
+    assert detect_language("Qui a fondé DJI ?") == "fr"
+    assert detect_language("LinkedIn") == "fr"  # nothing to tell by: the corpus's language
 
 
 def test_history_from_browser_and_client_is_normalised() -> None:
