@@ -1,6 +1,6 @@
 """Compare retrieval configurations on a question set: models, chunk sizes, titles, fusion.
 
-Usage: python evaluation/experiments.py [--questions FILE] [--out DIR]
+Usage: python evaluation/experiments.py [--questions FILE ...] [--out DIR] [--only LABEL,...]
 Builds one index per configuration under --out (default /tmp/chatbot-experiments) and prints
 one table row per (configuration, mode). Slow: it embeds the corpus once per configuration.
 """
@@ -35,11 +35,11 @@ def run(settings: Settings, questions: list[Question], label: str, modes: tuple[
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"))
+    parser.add_argument("--questions", type=Path, nargs="+", default=[Path("evaluation/questions.jsonl")])
     parser.add_argument("--out", type=Path, default=Path("/tmp/chatbot-experiments"))
     parser.add_argument("--only", default="", help="comma-separated configuration labels")
     args = parser.parse_args()
-    questions = load_questions(args.questions)
+    questions = [q for path in args.questions for q in load_questions(path)]
     base = Settings()
     configs = {
         "minilm-800": replace(base, model="minilm"),
@@ -47,6 +47,9 @@ def main() -> None:
         "e5-800": base,
         "e5-800-title-embedded": replace(base, title_in_embedding=True),
         "e5-800-rrf": replace(base, fusion="rrf", bm25_weight=1.0),
+        "e5-800-no-sentence-signal": replace(base, sentence_weight=0.0),
+        "e5-800-bm25-for-english": replace(base, bm25_weight_en=base.bm25_weight),
+        "e5-800-two-signals-0.5": replace(base, sentence_weight=0.0, bm25_weight=0.5, bm25_weight_en=0.5),
         "e5-1200": replace(base, chunk_size=1200, chunk_overlap=200),
         "e5-500": replace(base, chunk_size=500, chunk_overlap=100),
         "e5-300": replace(base, chunk_size=300, chunk_overlap=60),
