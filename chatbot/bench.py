@@ -56,11 +56,8 @@ def run_bench(settings: Settings, questions: Sequence[str], *, cold_start: bool 
             embedder.encode_documents(texts[start : start + settings.batch_size])
         results["encode_corpus_s"] = round(time.perf_counter() - started, 3)
 
-        def nothing() -> None:
-            pass
-
         forget = retriever.clear_query_cache
-        results["encode_query_ms"] = _median_ms(lambda q: embedder.encode_queries([q]), questions, nothing)
+        results["encode_query_ms"] = _median_ms(lambda q: embedder.encode_queries([q]), questions, lambda: None)
         results["search_ms"] = {}
         for mode in MODES:
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -231,7 +231,7 @@ def _build(
                 for a in corpus.articles
             },
         }
-        _write_generation(settings, chunks, matrix, sentence_matrix, offsets, manifest, tmp)
+        _write_generation(settings, chunks, matrix, cast(np.memmap, sentence_matrix), offsets, manifest, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -290,7 +290,7 @@ def _write_generation(
     settings: Settings,
     chunks: list[Chunk],
     matrix: np.ndarray,
-    sentences: np.ndarray,
+    sentences: np.memmap,
     offsets: np.ndarray,
     manifest: dict[str, Any],
     tmp: Path,
@@ -307,10 +307,7 @@ def _write_generation(
     vectors, manifest["vector_index"] = _vector_index(matrix, settings)
     faiss.write_index(vectors, str(tmp / VECTORS))
     del vectors
-    if isinstance(sentences, np.memmap):
-        sentences.flush()
-    else:
-        np.save(tmp / SENTENCES, sentences, allow_pickle=False)
+    sentences.flush()  # written in place through its memory map by the build
     np.save(tmp / SENTENCE_OFFSETS, offsets.astype(np.int64), allow_pickle=False)
     retriever = bm25s.BM25()
     # Token ids rather than token strings: a document costs one pointer a token (the ids are

@@ -133,12 +133,12 @@ class Retriever:
             (bm25_weight, np.array([bm25_scores.get(int(r), 0.0) for r in rows])),
             (self.settings.dense_weight, self.index.vectors.reconstruct_batch(rows) @ query[0]),
         ]
-        if self.settings.sentence_weight and len(self.index.sentence_vectors):
+        if self.settings.sentence_weight and self.settings.sentence_vectors:
             signals.append((self.settings.sentence_weight, self.index.best_sentence_scores(rows, query[0])))
         fused = np.zeros(len(rows))
         for weight, scores in signals:
             if weight:
-                fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
+                fused += weight * _zscore(scores)
         order = np.argsort(-fused, kind="stable")
         return [(int(rows[i]), float(fused[i])) for i in order]
 

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from chatbot.answer import AnswerSettings, answer
-from chatbot.evaluation import load_questions
+from chatbot.evaluation import Question, load_questions
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -29,26 +29,34 @@ def main() -> None:
     never = AnswerSettings(min_support=(("fr", float("-inf")), ("en", float("-inf"))))
     rows = [(q, answer(retriever, q.question, q.history, settings=never).score) for q in questions]
     for lang in sorted({q.lang for q in questions}):
-        unanswerable = [s for q, s in rows if q.lang == lang and not q.answerable]
-        answerable = sorted((s, q.id) for q, s in rows if q.lang == lang and q.answerable)
+        in_lang = [(q, s) for q, s in rows if q.lang == lang]
+        unanswerable = [s for q, s in in_lang if not q.answerable]
+        answerable = sorted(s for q, s in in_lang if q.answerable)
         if not unanswerable:
             print(f"{lang}: no unanswerable question to calibrate on")
             continue
         threshold = round(max(unanswerable) + 0.001, 3)
-        wrong = [qid for s, qid in answerable if s < threshold]
+        _, wrong = _outcome(in_lang, threshold)
         print(
             f"{lang}: threshold {threshold} declines {len(unanswerable)}/{len(unanswerable)} unanswerable, "
             f"{len(wrong)}/{len(answerable)} answerable wrongly ({', '.join(wrong)}); "
-            f"lowest answerable supports: {[round(s, 3) for s, _ in answerable[:5]]}"
+            f"lowest answerable supports: {[round(s, 3) for s in answerable[:5]]}"
         )
         current = in_force.get(lang, 0.0)
-        passed = [q.id for q, s in rows if q.lang == lang and not q.answerable and s >= current]
-        declined = [q.id for q, s in rows if q.lang == lang and q.answerable and s < current]
+        passed, declined = _outcome(in_lang, current)
         print(
             f"  in force {current}: declines {len(unanswerable) - len(passed)}/{len(unanswerable)} unanswerable "
             f"(answers {', '.join(passed) or 'none'}), {len(declined)}/{len(answerable)} answerable wrongly "
             f"({', '.join(declined) or 'none'})"
         )
+
+
+def _outcome(rows: list[tuple[Question, float]], threshold: float) -> tuple[list[str], list[str]]:
+    """Unanswerable questions a threshold lets through, and answerable ones it declines (lowest
+    support first)."""
+    passed = [q.id for q, s in rows if not q.answerable and s >= threshold]
+    declined = [q.id for q, s in sorted(rows, key=lambda row: row[1]) if q.answerable and s < threshold]
+    return passed, declined
 
 
 if __name__ == "__main__":

@@ -38,12 +38,18 @@ def test_an_english_question_finds_the_french_passage(real_retriever: Retriever)
     assert any("4,3% de son PIB" in h.chunk.text for h in hits)
 
 
+def _floor(question_set: str) -> dict[str, float]:
+    """The CI floors recorded for one question set."""
+    floors: dict[str, dict[str, float]] = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))
+    return floors[question_set]
+
+
 @pytest.mark.parametrize("question_set", ["questions.jsonl", "holdout.jsonl"])
 def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(
     real_retriever: Retriever, question_set: str
 ) -> None:
     questions = load_questions(REPO / "evaluation" / question_set)
-    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))[question_set]
+    floor = _floor(question_set)
     reports = {}
     for mode in ("bm25", "dense", "hybrid"):
         reports[mode] = evaluate_retriever(questions, real_retriever, mode)  # type: ignore[arg-type]
@@ -58,7 +64,7 @@ def test_hybrid_stays_above_the_recorded_floor_and_beats_each_mode(
 def test_cli_eval_answers_cites_verbatim_and_abstains_as_calibrated(real_settings: Settings, tmp_path: Path) -> None:
     """Every question of the project set answered through the CLI: each citation verbatim, every
     unanswerable question declined, at most 5 % of answerable ones declined, answers above the floor."""
-    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))["questions.jsonl"]
+    floor = _floor("questions.jsonl")
     result = _cli(
         "eval",
         "--answers",
@@ -86,7 +92,7 @@ def test_held_out_answers_cite_verbatim_and_stay_above_their_floor(real_retrieve
     from chatbot.evaluation import answer_metrics
 
     questions = load_questions(REPO / "evaluation" / "holdout.jsonl")
-    floor = json.loads((REPO / "evaluation" / "floor.json").read_text(encoding="utf-8"))["holdout.jsonl"]
+    floor = _floor("holdout.jsonl")
     answers = [answer(real_retriever, q.question, q.history) for q in questions]
     assert all(c.is_valid() for a in answers for c in a.citations)
     assert answer_metrics(questions, answers)["answer_evidence_rate"] >= floor["answer_evidence_rate"]
