@@ -1,18 +1,20 @@
-"""Short extractive answers: the sentences of the retrieved passages that best answer the
-question, each with a numbered citation that is checked to be verbatim in its passage."""
+"""Answers and their citations: what every interface shows, and the one entry point
+(retrieve → read → compose citations). How passages are read is :mod:`chatbot.reader`'s."""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from chatbot import analysis
 from chatbot.chunking import sentence_spans
-from chatbot.conversation import follow_up_context, previous_question, search_with_history
+from chatbot.conversation import search_with_history
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Mode
+
+if TYPE_CHECKING:
+    from chatbot.reader import Reader
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse dans les articles.",
@@ -22,25 +24,38 @@ NOT_FOUND = {
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """How sentences are scored and when the answer is declined (calibrated on the eval set)."""
+    """How the extractive reader quotes and when it declines (see :mod:`chatbot.reader`)."""
 
     max_sentences: int = 3
     # A sentence joins the answer when its score is within this margin of the best one.
     # Measured: the best-scored sentence holds the evidence for about 55 % of questions, one
-    # of the best three for about 75 %, so close runners-up are worth quoting.
+    # of the best three for about 75 %, so close runners-up are worth quoting. A learned
+    # sentence ranker (logistic, pairwise, boosted trees) did not beat this score (README).
     margin: float = 0.15
-    # Decline when support (the cosine of the passage nearest to the question) falls below
-    # the threshold of the question's language: the lowest values that decline every
-    # unanswerable question of evaluation/questions.jsonl (python evaluation/calibrate.py).
-    # e5 gives lower cosines across languages, hence the lower English threshold. Adding the
-    # share of question terms found in the passage made the classes overlap more (measured).
-    min_support: tuple[tuple[str, float], ...] = (("fr", 0.852), ("en", 0.795))
+    # Sentence score: cosine + lexical_weight x share of the question's terms it holds +
+    # rank_weight / rank of its passage.
     lexical_weight: float = 0.25
-    # Bonus for sentences of higher-ranked passages: weight / rank.
     rank_weight: float = 0.1
     # An interview question that matches well hands most of its score to the answer after it.
     question_carry: float = 0.97
+    # Decline when the decline model's probability that the passages answer the question is
+    # below this; None: the model's own threshold, chosen on the tuning sets.
+    min_probability: float | None = None
+    # Optional floor on the cosine of the passage nearest to the question, per language
+    # (off by default: the reader model weighs that cosine with the rest).
+    min_support: tuple[tuple[str, float], ...] = ()
+    # A French question none of whose words (besides names) a sentence about its subject holds
+    # is declined when the nearest passage's cosine is under this: nothing anchors it in the
+    # articles. Measured on the tuning sets: every answerable question with no such anchor had
+    # a cosine of 0.859 or more; 24 of the 30 unanswerable ones fell under 0.85.
+    unanchored_support: float = 0.85
     min_sentence_chars: int = 25
+
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1:
+            raise ValueError(f"max_sentences must be at least 1, got {self.max_sentences}.")
+        if self.margin < 0:
+            raise ValueError(f"margin must be 0 or more, got {self.margin}.")
 
 
 DEFAULT_ANSWER_SETTINGS = AnswerSettings()
@@ -80,7 +95,9 @@ class Answer:
     hits: tuple[Hit, ...] = field(default=(), compare=False, repr=False)
     # "extractive" (quoted sentences) or "llm" (written by a language model, citations checked).
     mode: str = "extractive"
+    reader: str = "extractive"  # the reader that produced the answer (chatbot.reader.READERS)
     note: str = ""  # shown under the answer, e.g. why the LLM answer was not used
+    reason: str = ""  # why the reader declined (logs, --json), not shown as the answer
     citations_dropped: int = 0
 
     def sources(self) -> list[tuple[int, list[Citation]]]:
@@ -95,7 +112,9 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "closest_articles": list(self.closest_articles),
             "mode": self.mode,
+            "reader": self.reader,
             "note": self.note,
+            "reason": self.reason,
             "citations_dropped": self.citations_dropped,
         }
 
@@ -108,6 +127,7 @@ class Sentence:
     text: str
     score: float = 0.0
     position: int = 0  # among all the sentences of the chunk: the row of its stored vector
+    joined: bool = False  # an interview answer quoted with the question before it
 
 
 def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
@@ -120,111 +140,10 @@ def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
     ]
 
 
-def coverage(asked: frozenset[str], text: str) -> float:
-    """Share of the question's analysed terms ``asked`` that ``text`` contains."""
-    if not asked:
-        return 0.0
-    return len(asked & set(analysis.analyze(text))) / len(asked)
-
-
-def compose(
-    question: str,
-    hits: Sequence[Hit],
-    retriever: Retriever,
-    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
-    history: Sequence[str] = (),
-) -> Answer:
-    """Pick the best sentences of ``hits`` and number their passages.
-
-    ``history`` holds the earlier questions: a short follow-up is scored together with the
-    previous one, and any question asked after others is supported when either reading
-    (alone, or after the previous question) is close to a passage.
-    """
-    lang = analysis.detect_language(question)
-    closest = tuple(dict.fromkeys(h.chunk.article_title for h in hits))[:3]
-
-    def decline(support: float = 0.0) -> Answer:
-        return Answer(
-            question, NOT_FOUND[lang], True, closest_articles=closest, score=support, lang=lang, hits=tuple(hits)
-        )
-
-    sentences = [s for hit in hits for s in split_sentences(hit, settings.min_sentence_chars)]
-    if not sentences:
-        return decline()
-    query = f"{follow_up_context(question, history)} {question}".strip()
-    # What a short follow-up asks is in its own words («Et la TVA ?»); the earlier question
-    # only gives the subject, which the cosine over ``query`` carries.
-    asked = frozenset(analysis.analyze(question) or analysis.analyze(query))
-    q_vec = retriever.query_vector(query)
-    previous = previous_question(history)
-    readings = {question, query, *([f"{previous} {question}"] if previous else [])}
-    support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
-    if support < dict(settings.min_support).get(lang, 0.0):
-        return decline(support)
-    vectors = {hit.chunk.id: retriever.sentence_vectors(hit.chunk) for hit in hits}
-    scored = [
-        replace(
-            s,
-            score=float(vectors[s.hit.chunk.id][s.position] @ q_vec[0])
-            + settings.lexical_weight * coverage(asked, s.text)
-            + settings.rank_weight / s.hit.rank,
-        )
-        for s in sentences
-    ]
-    scored = _answers_not_questions(scored, settings.question_carry)
-    if not scored:
-        return decline(support)
-    scored.sort(key=lambda s: (-s.score, s.hit.rank, s.start))
-    best = scored[0]
-    chosen = [best]
-    for candidate in scored[1:]:
-        if len(chosen) == settings.max_sentences or candidate.score < best.score - settings.margin:
-            break
-        if all(not _overlaps(candidate, c) for c in chosen):
-            chosen.append(candidate)
-    return _with_citations(question, chosen, closest, support, lang, hits)
-
-
-def _nearest_cosine(retriever: Retriever, q_vec: np.ndarray) -> float:
-    nearest = retriever.nearest(q_vec, 1)
-    return nearest[0][1] if nearest else 0.0
-
-
-def _answers_not_questions(sentences: list[Sentence], carry: float) -> list[Sentence]:
-    """Drop questions (the interviewer's, or rhetorical) and URLs from the candidates. A question
-    passes a share of its score to the sentence that follows it in the same passage; when that
-    share wins, the quote takes the question along («Le point faible ? Le coût du logement…»),
-    since the answer alone often does not say what it answers."""
-    out: list[Sentence] = []
-    asked: Sentence | None = None
-    inherited = 0.0
-    previous_chunk = ""
-    for sentence in sentences:
-        if sentence.hit.chunk.id != previous_chunk:
-            asked, inherited, previous_chunk = None, 0.0, sentence.hit.chunk.id
-        if sentence.text.endswith("?"):
-            if sentence.score * carry > inherited:
-                asked, inherited = sentence, sentence.score * carry
-            continue
-        if sentence.text.startswith(("http://", "https://")):
-            continue
-        if asked is not None and inherited > sentence.score:
-            text = sentence.hit.chunk.text[asked.start : sentence.end]
-            out.append(replace(sentence, start=asked.start, text=text, score=inherited))
-        else:
-            out.append(sentence)
-        asked, inherited = None, 0.0
-    return out
-
-
-def _overlaps(a: Sentence, b: Sentence) -> bool:
-    """Same words twice: the same sentence seen in two overlapping passages."""
-    return a.text == b.text or (a.hit.chunk.id == b.hit.chunk.id and a.start < b.end and b.start < a.end)
-
-
-def _with_citations(
+def with_citations(
     question: str, chosen: list[Sentence], closest: tuple[str, ...], score: float, lang: str, hits: Sequence[Hit]
 ) -> Answer:
+    """Number the passages of ``chosen`` in order of first quote and check every quote is verbatim."""
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
     parts: list[str] = []
@@ -258,11 +177,18 @@ def answer(
     k: int | None = None,
     mode: Mode | None = None,
     settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
+    reader: Reader | None = None,
 ) -> Answer:
-    """Retrieve passages for ``question`` (asked after ``history``) and compose the answer.
+    """Retrieve passages for ``question`` (asked after ``history``) and read them: the
+    extractive reader unless ``reader`` is given (its last streamed item is the answer).
 
     Raises:
         QuestionError: the question is empty or too long.
     """
+    from chatbot.reader import ExtractiveReader
+
     hits = search_with_history(retriever, question, history, k=k, mode=mode)
-    return compose(question, hits, retriever, settings, history=history)
+    chosen = reader or ExtractiveReader(settings)
+    (result,) = collections.deque(chosen.stream(question, history, hits, retriever), maxlen=1)
+    assert isinstance(result, Answer)
+    return result

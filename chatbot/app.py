@@ -8,6 +8,7 @@ import html
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -15,6 +16,7 @@ import gradio as gr
 from chatbot.answer import Answer, answer
 from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
 from chatbot.llm import LLMConfig, generate
+from chatbot.reader import Reader, ServerReader, make_reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
 
@@ -31,11 +33,18 @@ MARK_OPEN, MARK_CLOSE = "▶ ", " ◀"
 
 
 class ChatService:
-    """One retriever per process, loaded on first use and shared by every conversation."""
+    """One retriever per process, loaded on first use and shared by every conversation, and
+    the reader that answers (extractive unless another is given; ``llm`` gives the server reader)."""
 
-    def __init__(self, settings: Settings, retriever: Retriever | None = None, llm: LLMConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: Retriever | None = None,
+        llm: LLMConfig | None = None,
+        reader: Reader | None = None,
+    ) -> None:
         self.settings = settings
-        self.llm = llm
+        self.reader = reader or make_reader(None, llm)
         self._retriever = retriever
         self._lock = threading.Lock()
 
@@ -47,26 +56,34 @@ class ChatService:
             return self._retriever
 
     def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
-        """The extractive answer (retrieval included)."""
+        """The extractive answer (retrieval included): the answer, or the server reader's fallback."""
         retriever = self.retriever
+        extractive: Reader = self.reader.extractive if isinstance(self.reader, ServerReader) else self.reader
         with self._lock:  # the embedding model is not guaranteed thread-safe
-            return answer(retriever, question, history, k=int(k), mode=mode if mode in MODES else None)  # type: ignore[arg-type]
+            return answer(
+                retriever, question, history, k=int(k), mode=mode if mode in MODES else None, reader=extractive
+            )  # type: ignore[arg-type]
 
     def stream(
         self, question: str, history: list[str], turns: list[tuple[str, str]], k: int, mode: str
     ) -> Iterator[str | Answer]:
-        """Partial texts, then the final answer: the LLM's when one is configured."""
+        """Partial texts, then the final answer: the model's when the server reader is in use."""
         extractive = self.ask(question, history, k, mode)
-        if self.llm is None:
+        if not isinstance(self.reader, ServerReader):
             yield extractive
             return
-        yield from generate(extractive, self.llm, turns)  # outside the lock: the server does the work
+        for item in generate(extractive, self.reader.config, turns):  # outside the lock: the server does the work
+            yield replace(item, reader=self.reader.name) if isinstance(item, Answer) else item
 
     @property
     def mode_label(self) -> str:
-        if self.llm is None:
-            return "Réponses extraites des articles (phrases citées telles quelles)."
-        return f"Réponses rédigées par le modèle {self.llm.model} ({self.llm.url}), citations vérifiées."
+        if isinstance(self.reader, ServerReader):
+            config = self.reader.config
+            return (
+                f"Lecteur « server » : réponses rédigées par le modèle {config.model} ({config.url}), "
+                "citations vérifiées."
+            )
+        return "Lecteur « extractive » : réponses extraites des articles (phrases citées telles quelles)."
 
 
 def french_error(exc: ChatbotError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError
-from chatbot.settings import MODES, Settings
+from chatbot.settings import MODES, READERS, Settings
 
 if TYPE_CHECKING:
     from chatbot.index import BuildReport
     from chatbot.llm import LLMConfig
+    from chatbot.reader import Reader
 
 EXIT_ERROR = 1
 EXIT_INDEX = 2
@@ -133,7 +135,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Measure retrieval on a question set: Recall@1/3/5/10, MRR@10, nDCG@10, by kind and language.
 
-    Example: chatbot eval --questions evaluation/questions.jsonl --mode all
+    With --answers, also the reader's answers (--reader): evidence quoted, citations verbatim,
+    abstentions right and wrong, overall and by kind.
+
+    Example: chatbot eval --questions evaluation/questions.jsonl --mode all --answers --reader extractive
     """
     from chatbot.evaluation import evaluate_retriever, format_table, load_questions
     from chatbot.retrieval import Retriever
@@ -143,16 +148,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     retriever = Retriever(settings)
     modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
     reports: dict[str, dict[str, Any]] = {}
+    answers_by_mode: dict[str, list[Any]] = {}
     if args.answers:
-        from chatbot.evaluation import answer_metrics
-        from chatbot.llm import answer_with
+        from chatbot.answer import answer
+        from chatbot.evaluation import answer_metrics, answer_metrics_by_kind
 
-        llm = _llm(args)
+        reader = _reader(args)
         for mode in modes:
-            results = [answer_with(retriever, q.question, q.history, llm, mode=mode) for q in questions]
-            reports.setdefault(mode, {}).update(answer_metrics(questions, results, llm=llm is not None))
+            results = [answer(retriever, q.question, q.history, mode=mode, reader=reader) for q in questions]
+            answers_by_mode[mode] = results
+            report = reports.setdefault(mode, {})
+            report.update(answer_metrics(questions, results, llm=reader.name != "extractive"))
+            report["reader"] = reader.name
     for mode in modes:
-        reports[mode] = {**evaluate_retriever(questions, retriever, mode), **reports.get(mode, {})}
+        answers_report = reports.get(mode, {})
+        reports[mode] = {**evaluate_retriever(questions, retriever, mode), **answers_report}
+        if answers_report:
+            for kind, metrics in answer_metrics_by_kind(questions, answers_by_mode[mode]).items():
+                reports[mode]["by_kind"].setdefault(kind, {}).update(metrics)
     for report in reports.values():
         if not args.details:
             report.pop("per_question")
@@ -170,14 +183,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     Example: chatbot ask "Quel est le plafond d'imposition à Hong Kong ?" --json
     """
-    from chatbot.llm import answer_with
+    from chatbot.answer import answer
     from chatbot.retrieval import Retriever
 
-    result = answer_with(Retriever(_settings(args)), args.question, args.history or (), _llm(args))
+    result = answer(Retriever(_settings(args)), args.question, args.history or (), reader=_reader(args))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
     print(result.text)
+    if result.abstained and result.reason:
+        print(f"(declined: {result.reason})")
     if result.note:
         print(f"({result.note})")
     if result.abstained and result.closest_articles:
@@ -202,7 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
     from chatbot.app import ChatService, build_app
 
-    service = ChatService(settings, llm=_llm(args))
+    service = ChatService(settings, reader=_reader(args))
     service.retriever.search("démarrage")  # load the model now, not on the first question
     demo = build_app(service)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, footer_links=[])
@@ -212,13 +227,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure latency, build time and memory on the corpus (medians over the question set).
 
-    Example: chatbot bench --json
+    The answer time is the reader's (--reader, default extractive): median and p90.
+
+    Example: chatbot bench --json --reader extractive
     """
     from chatbot.bench import format_bench, run_bench
     from chatbot.evaluation import load_questions
 
     questions = [q.question for q in load_questions(args.questions) if q.answerable]
-    results = run_bench(_settings(args), questions, cold_start=not args.no_cold_start)
+    results = run_bench(_settings(args), questions, cold_start=not args.no_cold_start, reader=_reader(args))
     print(json.dumps(results, ensure_ascii=False) if args.json else format_bench(results))
     return 0
 
@@ -230,8 +247,20 @@ def _llm(args: argparse.Namespace) -> LLMConfig | None:
     return replace(config, timeout=args.llm_timeout) if config else None
 
 
+def _reader(args: argparse.Namespace) -> Reader:
+    """The reader named by --reader or CHATBOT_READER (default: server when one is configured)."""
+    from chatbot.reader import make_reader
+
+    return make_reader(args.reader or os.environ.get("CHATBOT_READER") or None, _llm(args))
+
+
 def _llm_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("LLM answers (any OpenAI-compatible server; default: extractive answers)")
+    group = parser.add_argument_group("Readers and LLM answers (any OpenAI-compatible server)")
+    group.add_argument(
+        "--reader",
+        choices=READERS,
+        help="who reads the passages: extractive (quotes, default) or server (a model writes; env CHATBOT_READER)",
+    )
     group.add_argument("--llm-url", help="base URL, e.g. http://127.0.0.1:11434/v1 (env CHATBOT_LLM_URL)")
     group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
     group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
@@ -307,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"), help="questions to time")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--no-cold-start", action="store_true", help="skip launching `chatbot serve` to time a cold start")
+    _llm_options(p)
 
     p = add("serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1")

@@ -211,6 +211,21 @@ def answer_metrics(questions: Sequence[Question], answers: Sequence[Any], llm: b
     return metrics
 
 
+def answer_metrics_by_kind(questions: Sequence[Question], answers: Sequence[Any]) -> dict[str, dict[str, float]]:
+    """:func:`answer_metrics` per kind of question: evidence and wrong abstentions for the kinds
+    with evidence, right abstentions for the others; ``answers`` the number of questions."""
+    kinds: dict[str, list[int]] = defaultdict(list)
+    for i, question in enumerate(questions):
+        kinds[question.kind].append(i)
+    report: dict[str, dict[str, float]] = {}
+    for kind, rows in sorted(kinds.items()):
+        subset = [questions[i] for i in rows]
+        metrics = answer_metrics(subset, [answers[i] for i in rows])
+        keys = ("answer_evidence_rate", "abstain_false") if subset[0].answerable else ("abstain_correct",)
+        report[kind] = {"answers": len(rows), **{key: metrics[key] for key in keys}}
+    return report
+
+
 def format_table(reports: dict[str, dict[str, Any]]) -> str:
     """A plain-text table, one row per named report (a mode or a model), one column per metric."""
     header = f"{'':<22}{'n':>4}" + "".join(f"{m:>11}" for m in METRICS)
@@ -222,5 +237,9 @@ def format_table(reports: dict[str, dict[str, Any]]) -> str:
             lines.append("  answers: " + ", ".join(extra))
         for group in ("by_kind", "by_lang"):
             for key, sub in report.get(group, {}).items():
-                lines.append(f"  {key:<20}{sub['n']:>4}" + "".join(f"{sub[m]:>11.3f}" for m in METRICS))
+                line = f"  {key:<20}{sub.get('n', 0):>4}"
+                if "n" in sub:
+                    line += "".join(f"{sub[m]:>11.3f}" for m in METRICS)
+                answers = [f"{k}={sub[k]:.3f}" for k in ANSWER_METRICS if k in sub]
+                lines.append(line + (("   answers: " + ", ".join(answers)) if answers else ""))
     return "\n".join(lines)

@@ -191,15 +191,6 @@ def _fallback(extractive: Answer, why: str, dropped: int = 0) -> Answer:
     return replace(extractive, note=f"Réponse extraite des articles : {why}.", citations_dropped=dropped)
 
 
-def answer_with(
-    retriever: Retriever, question: str, history: Sequence[str], llm: LLMConfig | None, **kwargs: object
-) -> Answer:
-    """The LLM answer when a server is configured, else the extractive one."""
-    if llm is None:
-        return answer(retriever, question, history, **kwargs)  # type: ignore[arg-type]
-    return llm_answer(retriever, question, history, llm, **kwargs)
-
-
 def llm_answer(
     retriever: Retriever, question: str, history: Sequence[str], config: LLMConfig, **kwargs: object
 ) -> Answer:

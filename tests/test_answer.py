@@ -14,8 +14,8 @@ from chatbot.settings import Settings
 
 from .conftest import FakeEmbedder
 
-# The fake embedder's cosines are not e5's: no abstention unless a test asks for it.
-OPEN = AnswerSettings(min_support=(("fr", -1.0), ("en", -1.0)))
+# The decline model is fitted on e5 cosines, not the fake embedder's: no abstention unless a test asks.
+OPEN = AnswerSettings(min_probability=0.0)
 
 
 @pytest.fixture

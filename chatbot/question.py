@@ -1,0 +1,174 @@
+"""What a question asks: the kind of fact (a number, an amount, a date, a person, a place…),
+the named things it is about, and whether it is a bare keyword query.
+
+An answer must hold the asked kind of fact *about the asked thing*: «Quand WeChat a-t-il été
+lancé ?» is about WeChat (named in the articles) and asks a date (which no sentence about
+WeChat gives). Rules on the question's words, in French and English; measured as features of
+the reader (:mod:`chatbot.reader`), never trusted alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chatbot import analysis
+
+# Asked kinds whose answer has a recognisable shape in a sentence.
+TYPED = ("number", "amount", "date", "person", "place")
+
+# First match wins: «Combien coûte…» is an amount before it is a number. Patterns run on the
+# casefolded, accent-folded question with straight apostrophes.
+_ASKED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern))
+    for kind, pattern in (
+        (
+            "amount",
+            r"\bcombien (?:coute|coutent|vaut|valent|d'argent|a-t-(?:il|elle) (?:coute|leve|depense))"
+            r"|\b(?:prix|budget|montant|chiffre d'affaires|salaire|cout|tarif|revenu)s?\b"
+            r"|\bhow much (?:does|do|did|money)|\b(?:price|cost|budget|revenue|salary|turnover)s?\b",
+        ),
+        (
+            "date",
+            r"^(?:et )?quand\b|\bdepuis quand\b|\ben quelle annee\b|\bquelle (?:est la )?date\b|\bdate de\b"
+            r"|\ben quel mois\b"
+            r"|^(?:and )?when\b|\bwhat year\b|\bsince when\b",
+        ),
+        (
+            "number",
+            r"\bcombien\b|\bquel(?:le)? (?:est le |est la )?(?:pourcentage|part|proportion|taux|nombre|population|age"
+            r"|croissance|plafond)\b|\bquel age\b|\bhow many\b|\bhow much\b"
+            r"|\bwhat (?:share|percentage|proportion|number|rate)\b|\bpopulation\b",
+        ),
+        (
+            "person",
+            r"^qui\b|\bqui (?:a|est|sont|dirige|a fonde|se)\b|\bcomment s'appelle\b|\bquel est le nom\b|\bfondateur\b"
+            r"|^who\b|\bwhat is the name\b|\bfounder\b",
+        ),
+        ("place", r"^ou\b|\bd'ou\b|\bdans quel(?:le)? (?:ville|pays|region)\b|\bquel pays\b|\bsiege\b|^where\b"),
+        ("reason", r"\bpourquoi\b|\bpour quelle raison\b|\bwhy\b"),
+    )
+)
+_QUESTION_START = re.compile(
+    r"^(?:qu|quel|quelle|quels|quelles|que|qui|quoi|quand|comment|combien|pourquoi|ou|est-ce|et|"
+    r"what|which|who|whom|when|where|why|how|is|are|do|does|did|can|could|should|will|would|has|have)\b"
+)
+# Words that join the parts of a name: «Yvon le Renard», «Michel et Augustin».
+_NAME_JOINERS = {"le", "la", "de", "du", "des", "et", "of", "the", "d", "l"}
+_NAME_WORD = re.compile(r"[#@]?[\w][\w'’.\-]*")
+_ELIDED = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.I)
+_NUMBER_WORDS = re.compile(
+    r"\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante"
+    r"|cent|mille|millions?|milliards?|moitie|tiers|quart|double|triple|dizaine|douzaine|quinzaine|vingtaine"
+    r"|trentaine|centaine|majorite)\b"
+)
+_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
+_MONTH = re.compile(
+    r"\b(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+    r"january|february|march|april|june|july|august|september|october|november|december)\b"
+)
+_DIGIT = re.compile(r"\d")
+_MONEY = re.compile(r"\d[\d\s.,]*\s*(?:€|\$|euros?|dollars?|millions?|milliards?|k€|m€)|[€$]\s*\d")
+_PROPER = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-ZÀ-Ý][\w\-]+(?:\s+(?:(?:le|la|de|du)\s+)?[A-ZÀ-Ý][\w\-]+)+")
+_CAPITAL = re.compile(r"(?<!^)\b[A-ZÀ-Ý][a-zà-ÿ]{2,}")
+
+
+@dataclass(frozen=True)
+class QuestionAnalysis:
+    """The asked kind of fact, the named things asked about (accent-folded, casefolded words),
+    the question's own content terms without those names, and whether it is a bare keyword query."""
+
+    asked: str  # one of TYPED, "reason", or "other"
+    focus: tuple[str, ...]
+    predicate: frozenset[str]
+    keyword: bool
+
+    @property
+    def typed(self) -> bool:
+        return self.asked in TYPED
+
+
+def fold(text: str) -> str:
+    """Casefolded, accent-folded, straight apostrophes: how names and patterns are compared."""
+    return analysis.fold_accents(text.casefold()).replace("’", "'")
+
+
+def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnalysis:
+    """Analyse ``question``; a short follow-up («Et en Finlande ?») takes the kind of fact asked
+    and, when it names nothing, the named things of the previous question."""
+    from chatbot.conversation import follow_up_context
+
+    text = " ".join(question.split())
+    folded = fold(text)
+    asked = next((kind for kind, pattern in _ASKED if pattern.search(folded)), "other")
+    keyword = _is_keyword(text, folded)
+    focus = _named_things(text, keyword)
+    previous = follow_up_context(text, history)
+    if previous:
+        before = analyze_question(previous)
+        if asked == "other":
+            asked = before.asked
+        if not focus:
+            focus = before.focus
+    names = {term for name in focus for term in analysis.analyze(name)}
+    predicate = frozenset(analysis.analyze(text)) - names
+    return QuestionAnalysis(asked=asked, focus=focus, predicate=predicate, keyword=keyword)
+
+
+def _is_keyword(text: str, folded: str) -> bool:
+    """A bare keyword or name query: no question mark, no question word, a few words."""
+    return "?" not in text and not _QUESTION_START.match(folded) and len(text.split()) <= 4
+
+
+def _named_things(text: str, keyword: bool) -> tuple[str, ...]:
+    """Names in the question: runs of capitalised words (and #tags, acronyms, words with
+    digits), joined by «le», «de», «et»…. The first word of a question counts only when it
+    is not a plain capitalised word («LinkedIn», «DJI»): «Selon Nielsen…» is about Nielsen."""
+    names: list[str] = []
+    current: list[str] = []
+    pending: list[str] = []
+    for position, match in enumerate(_NAME_WORD.finditer(text)):
+        word = _ELIDED.sub("", match.group()).strip("'’.-")
+        is_name = bool(word) and (
+            word[0] in "#@"
+            or (word[0].isupper() and (position > 0 or keyword or any(c.isupper() for c in word[1:])))
+            or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+        )
+        if is_name:
+            current += [*pending, word] if current else [word]
+            pending = []
+        elif current and fold(word) in _NAME_JOINERS and not pending:
+            pending = [word]
+        else:
+            if current:
+                names.append(" ".join(current))
+            current, pending = [], []
+    if current:
+        names.append(" ".join(current))
+    return tuple(dict.fromkeys(fold(n) for n in names if len(n) > 1))
+
+
+def holds(asked: str, sentence: str) -> bool:
+    """Whether ``sentence`` has the shape of the asked kind of fact (a digit for a number, a
+    currency for an amount, a year or month for a date, a capitalised name for a person or place)."""
+    if asked == "number":
+        return bool(_DIGIT.search(sentence) or _NUMBER_WORDS.search(fold(sentence)))
+    if asked == "amount":
+        return bool(_MONEY.search(fold(sentence)))
+    if asked == "date":
+        folded = fold(sentence)
+        return bool(_YEAR.search(folded) or _MONTH.search(folded))
+    if asked == "person":
+        return bool(_PROPER.search(sentence))
+    if asked == "place":
+        return bool(_CAPITAL.search(sentence))
+    return False
+
+
+def mentions(name: str, text_folded: str) -> float:
+    """Share of the words of ``name`` (folded) found as words in ``text_folded``."""
+    parts = [p for p in re.split(r"[\s'\-]+", name) if p and p not in _NAME_JOINERS]
+    if not parts:
+        return 0.0
+    return sum(bool(re.search(rf"(?<!\w){re.escape(p)}(?!\w)", text_folded)) for p in parts) / len(parts)

@@ -1,0 +1,403 @@
+"""Reading the retrieved passages against the question: the one place that decides support.
+
+Answering is retrieve → read → compose citations. A reader takes the question, the earlier
+questions and the retrieved passages and returns an :class:`~chatbot.answer.Answer` (quotes
+with citations) or a reasoned abstention.
+
+- ``extractive`` (default): every sentence of the passages is a candidate; a logistic model
+  trained on labelled questions (``evaluation/train_reader.py``, weights in
+  ``reader_model.json``) scores how likely it is to hold the answer, from features that read
+  the question: cosines, term coverage, the named things the question is about
+  (:mod:`chatbot.question`), whether the sentence has the shape of the asked fact (a number, a
+  date, an amount, a name). The best sentences are quoted; when none is likely enough the
+  reader declines, and a bare keyword query shows the sentence that holds it.
+- ``server``: an OpenAI-compatible model writes the answer from the same passages; the
+  extractive reading decides first whether there is anything to answer, and every claim the
+  model writes is checked against its cited passage (:mod:`chatbot.llm`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from chatbot import analysis
+from chatbot.answer import (
+    DEFAULT_ANSWER_SETTINGS,
+    NOT_FOUND,
+    Answer,
+    AnswerSettings,
+    Sentence,
+    split_sentences,
+    with_citations,
+)
+from chatbot.conversation import follow_up_context, previous_question
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions
+from chatbot.settings import READERS
+
+if TYPE_CHECKING:
+    from chatbot.llm import LLMConfig
+    from chatbot.retrieval import Hit, Retriever
+
+# Question-level features: how well the best sentences answer *this* question. The decline
+# model (a logistic regression, evaluation/train_reader.py) weighs them.
+FEATURES = (
+    "best_score",  # the best sentence's score (cosine + term coverage + passage rank)
+    "best_cos",
+    "support",  # cosine of the passage nearest to the question
+    "score_gap",  # best score minus the second best
+    "has_focus",  # the question names something
+    "focus_anywhere",  # share of the named things found in the retrieved passages
+    "focus_missing",  # share of the named things none of whose words the passages hold
+    "focus_top",  # ... in the best three sentences
+    "typed",  # asks a number, an amount or a date
+    "type_top",  # one of the best three sentences has that shape
+    "type_focus_any",  # a sentence (or the one before it) names the asked thing; it has the asked shape
+    "answer_shaped",  # a sentence about the asked thing has the asked shape and half the question's other words
+    "predicate_top",  # share of the question's other words in the best three sentences
+    "focus_predicate_any",  # ... in a sentence that names the asked thing
+    "keyword",  # a bare keyword query
+    "keyword_literal",  # a sentence holds the keyword query word for word
+    "english",
+)
+# Kinds of fact with a shape a sentence can be checked for; «qui» and «où» questions are often
+# answered by a description («des étudiants universitaires»), so names do not count as shapes.
+SHAPED = ("number", "amount", "date")
+TOP = 3
+
+
+@dataclass(frozen=True)
+class ReaderModel:
+    """A logistic model over :data:`FEATURES`: standardisation, weights, and the probability
+    that the passages answer the question under which the reader declines."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+    trained_on: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.features != FEATURES:
+            raise ValueError(
+                "The reader model was trained on other features; retrain it: python evaluation/train_reader.py"
+            )
+        if not len(self.mean) == len(self.scale) == len(self.coef) == len(FEATURES):
+            raise ValueError("The reader model's arrays do not match its features; retrain it.")
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReaderModel:
+        raw = json.loads(text)
+        return cls(
+            features=tuple(raw["features"]),
+            mean=tuple(raw["mean"]),
+            scale=tuple(raw["scale"]),
+            coef=tuple(raw["coef"]),
+            intercept=float(raw["intercept"]),
+            threshold=float(raw["threshold"]),
+            trained_on=tuple(raw.get("trained_on", ())),
+        )
+
+
+@cache
+def default_model() -> ReaderModel:
+    """The packaged reader model (``chatbot/reader_model.json``)."""
+    return ReaderModel.from_json(resources.files("chatbot").joinpath("reader_model.json").read_text("utf-8"))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A question read against its passages: candidate sentences with their scores, and the
+    question-level features the decline model weighs."""
+
+    question: str
+    lang: str
+    analysis: QuestionAnalysis
+    hits: tuple[Hit, ...]
+    candidates: tuple[Sentence, ...]
+    features: np.ndarray = field(compare=False, repr=False)
+    support: float = 0.0
+    literal: tuple[bool, ...] = ()  # candidates that hold a bare keyword query word for word
+
+
+def read_passages(
+    question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever, settings: AnswerSettings
+) -> Reading:
+    """Score every candidate (sentences, and interview answers joined to their question) and
+    compute the question's features."""
+    lang = analysis.detect_language(question)
+    asked = analyze_question(question, history)
+    query = f"{follow_up_context(question, history)} {question}".strip()
+    # What a short follow-up asks is in its own words («Et la TVA ?»); the earlier question
+    # only gives the subject, which the cosine over ``query`` carries.
+    terms = frozenset(analysis.analyze(question) or analysis.analyze(query))
+    q_vec = retriever.query_vector(query)[0]
+    previous = previous_question(history)
+    readings = {question, query, *([f"{previous} {question}"] if previous else [])}
+    support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
+    candidates: list[Sentence] = []
+    cosines: list[float] = []
+    contexts: list[str] = []  # each candidate with the sentence before it: where its subject is named
+    for hit in hits:
+        vectors = retriever.sentence_vectors(hit.chunk)
+        sentences = split_sentences(hit, 1)
+        for i, sentence in enumerate(sentences):
+            if len(sentence.text) < settings.min_sentence_chars or sentence.text.startswith(("http://", "https://")):
+                continue
+            if sentence.text.endswith("?"):
+                continue  # a question is never the answer alone; it may lead the next sentence
+            cos = float(vectors[sentence.position] @ q_vec)
+            bonus = settings.lexical_weight * _share(terms, set(analysis.analyze(sentence.text)))
+            bonus += settings.rank_weight / hit.rank
+            before = sentences[i - 1] if i else None
+            context = fold(hit.chunk.text[before.start if before else sentence.start : sentence.end])
+            candidates.append(replace(sentence, score=cos + bonus))
+            cosines.append(cos)
+            contexts.append(context)
+            if before is not None and before.text.endswith("?"):
+                # An interview answer often does not say what it answers: quoted with its question
+                # («Le point faible de Hong Kong ? Le coût du logement…») when the question matches.
+                asked_cos = float(vectors[before.position] @ q_vec)
+                joined = hit.chunk.text[before.start : sentence.end]
+                bonus = (
+                    settings.lexical_weight * _share(terms, set(analysis.analyze(joined)))
+                    + settings.rank_weight / hit.rank
+                )
+                score = max(cos, settings.question_carry * asked_cos) + bonus
+                candidates.append(replace(sentence, start=before.start, text=joined, joined=True, score=score))
+                cosines.append(max(cos, asked_cos))
+                contexts.append(context)
+    words = fold(" ".join(question.split()))
+    literal = tuple(asked.keyword and mentions(words, fold(c.text)) >= 1.0 for c in candidates)
+    if lang == "en":
+        # English names may be translations («Chinese», «GDP»): only those the French passages
+        # hold word for word count as the question's subject.
+        passages = " ".join(fold(h.chunk.text) for h in hits)
+        asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, passages) > 0))
+    features = question_features(asked, lang, candidates, cosines, contexts, support, literal)
+    return Reading(question, lang, asked, tuple(hits), tuple(candidates), features, support, literal)
+
+
+def question_features(
+    asked: QuestionAnalysis,
+    lang: str,
+    candidates: Sequence[Sentence],
+    cosines: Sequence[float],
+    contexts: Sequence[str],
+    support: float,
+    literal: Sequence[bool],
+) -> np.ndarray:
+    """The :data:`FEATURES` of a question read against its scored candidates."""
+    if not candidates:
+        return np.zeros(len(FEATURES))
+    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+    top = order[:TOP]
+    focus = [_focus_share(asked.focus, f) for f in contexts]
+    passages = " ".join({c.hit.chunk.id: fold(c.hit.chunk.text) for c in candidates}.values())
+    shaped = asked.asked in SHAPED
+    shape = [shaped and holds(asked.asked, c.text) for c in candidates]
+    words = [set(analysis.analyze(c.text)) for c in candidates]
+    predicate = [_share(asked.predicate, w) for w in words]
+    names = [f > 0 or not asked.focus for f in focus]
+    best = candidates[order[0]]
+    return np.array(
+        [
+            best.score,
+            cosines[order[0]],
+            support,
+            best.score - (candidates[order[1]].score if len(order) > 1 else 0.0),
+            float(bool(asked.focus)),
+            _focus_share(asked.focus, passages),
+            sum(mentions(n, passages) == 0 for n in asked.focus) / max(len(asked.focus), 1),
+            max(focus[i] for i in top),
+            float(shaped),
+            float(any(shape[i] for i in top)),
+            float(any(s and n for s, n in zip(shape, names, strict=True))),
+            float(
+                any(
+                    s and n and (lang == "en" or not asked.predicate or p >= 0.5)
+                    for s, n, p in zip(shape, names, predicate, strict=True)
+                )
+            ),
+            max(predicate[i] for i in top),
+            max((p for p, n in zip(predicate, names, strict=True) if n), default=0.0),
+            float(asked.keyword),
+            float(any(literal)),
+            float(lang == "en"),
+        ]
+    )
+
+
+def _share(asked: frozenset[str] | set[str], found: set[str]) -> float:
+    return len(asked & found) / len(asked) if asked else 0.0
+
+
+def _focus_share(focus: Sequence[str], folded: str) -> float:
+    return sum(mentions(name, folded) for name in focus) / len(focus) if focus else 0.0
+
+
+def _nearest_cosine(retriever: Retriever, q_vec: np.ndarray) -> float:
+    nearest = retriever.nearest(q_vec, 1)
+    return nearest[0][1] if nearest else 0.0
+
+
+def decide(reading: Reading, answerable: float, settings: AnswerSettings, threshold: float) -> Answer:
+    """Quote the best sentences, or decline when the decline model finds the question
+    unanswered by them (``answerable`` < ``threshold``).
+
+    A bare keyword query is never declined when a sentence holds it word for word: that
+    sentence is shown first. Sentences within ``settings.margin`` of the best score join it
+    (up to ``settings.max_sentences``), never the same words twice.
+    """
+    closest = tuple(dict.fromkeys(h.chunk.article_title for h in reading.hits))[:3]
+
+    def decline(why: str) -> Answer:
+        return Answer(
+            reading.question,
+            NOT_FOUND[reading.lang],
+            True,
+            closest_articles=closest,
+            score=answerable,
+            lang=reading.lang,
+            hits=reading.hits,
+            reason=why,
+        )
+
+    if not reading.candidates:
+        return decline("no sentence to read in the retrieved passages")
+    if reading.support < dict(settings.min_support).get(reading.lang, -1.0):
+        return decline(f"no passage is close to the question (cosine {reading.support:.3f})")
+    literal = any(reading.literal)
+    f = dict(zip(FEATURES, reading.features, strict=True))
+    if f["typed"] and f["has_focus"] and not f["type_focus_any"]:
+        what = {"number": "number", "amount": "amount", "date": "date"}[reading.analysis.asked]
+        return decline(f"no sentence about {', '.join(reading.analysis.focus)} gives a {what}")
+    unanchored = reading.lang == "fr" and not f["keyword"] and not f["focus_predicate_any"]
+    if unanchored and reading.support < settings.unanchored_support:
+        return decline(f"no sentence holds the question's words and no passage is close ({reading.support:.3f})")
+    if answerable < threshold and not literal:
+        return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
+    order = sorted(
+        range(len(reading.candidates)),
+        key=lambda i: (
+            not (reading.literal[i] if literal else True),
+            -reading.candidates[i].score,
+            reading.candidates[i].hit.rank,
+        ),
+    )
+    best = reading.candidates[order[0]]
+    chosen = [best]
+    for i in order[1:]:
+        candidate = reading.candidates[i]
+        if len(chosen) == settings.max_sentences or candidate.score < best.score - settings.margin:
+            break
+        if all(not _overlaps(candidate, c) for c in chosen):
+            chosen.append(candidate)
+    return with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
+
+
+def _overlaps(a: Sentence, b: Sentence) -> bool:
+    """Same words twice: the same sentence seen in two overlapping passages."""
+    if a.hit.chunk.id == b.hit.chunk.id:
+        return a.start < b.end and b.start < a.end
+    return (
+        a.text in b.text
+        or b.text in a.text
+        or (
+            a.hit.chunk.article_id == b.hit.chunk.article_id
+            and a.hit.chunk.start + a.start < b.hit.chunk.start + b.end
+            and b.hit.chunk.start + b.start < a.hit.chunk.start + a.end
+        )
+    )
+
+
+class Reader(Protocol):
+    """Reads retrieved passages and answers: the final :class:`Answer` is the last item of
+    :meth:`stream`; earlier items are partial texts (a model writing)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def stream(
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        turns: Sequence[tuple[str, str]] = (),
+    ) -> Iterator[str | Answer]: ...  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExtractiveReader:
+    """Quotes the sentences the reader model finds most likely to answer (instant, offline)."""
+
+    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS
+    model: ReaderModel | None = None
+    name: str = "extractive"
+
+    def read(self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever) -> Answer:
+        reading = read_passages(question, history, hits, retriever, self.settings)
+        model = self.model or default_model()
+        threshold = model.threshold if self.settings.min_probability is None else self.settings.min_probability
+        answerable = float(model.probabilities(reading.features[None, :])[0])
+        return replace(decide(reading, answerable, self.settings, threshold), reader=self.name)
+
+    def stream(
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        turns: Sequence[tuple[str, str]] = (),
+    ) -> Iterator[str | Answer]:  # fmt: skip
+        yield self.read(question, history, hits, retriever)
+
+
+@dataclass(frozen=True)
+class ServerReader:
+    """An OpenAI-compatible model writes the answer; the extractive reading decides whether
+    there is anything to answer and is the fallback; every citation is checked in code."""
+
+    config: LLMConfig
+    extractive: ExtractiveReader = ExtractiveReader()
+    name: str = "server"
+
+    def stream(
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        turns: Sequence[tuple[str, str]] = (),
+    ) -> Iterator[str | Answer]:  # fmt: skip
+        from chatbot.llm import generate
+
+        extractive = self.extractive.read(question, history, hits, retriever)
+        for item in generate(extractive, self.config, turns):
+            yield replace(item, reader=self.name) if isinstance(item, Answer) else item
+
+
+def make_reader(
+    name: str | None, llm: LLMConfig | None = None, settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS
+) -> ExtractiveReader | ServerReader:
+    """The reader called ``name`` (default: ``server`` when a server is configured, else
+    ``extractive``).
+
+    Raises:
+        ValueError: unknown reader, or ``server`` without a configured server.
+    """
+    name = name or ("server" if llm is not None else "extractive")
+    if name == "extractive":
+        return ExtractiveReader(settings)
+    if name == "server":
+        if llm is None:
+            raise ValueError(
+                "The server reader needs an OpenAI-compatible server: set --llm-url and --llm-model "
+                "(or CHATBOT_LLM_URL and CHATBOT_LLM_MODEL)."
+            )
+        return ServerReader(llm, ExtractiveReader(settings))
+    raise ValueError(f"Unknown reader {name!r}; use one of: {', '.join(READERS)}.")
