@@ -145,6 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     questions = load_questions(args.questions)
+    reader = _reader(args) if args.answers else None
     retriever = Retriever(settings)
     modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
     reports: dict[str, dict[str, Any]] = {}
@@ -153,7 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from chatbot.answer import answer
         from chatbot.evaluation import answer_metrics, answer_metrics_by_kind
 
-        reader = _reader(args)
+        assert reader is not None
         for mode in modes:
             results = [answer(retriever, q.question, q.history, mode=mode, reader=reader) for q in questions]
             answers_by_mode[mode] = results
@@ -186,7 +187,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from chatbot.answer import answer
     from chatbot.retrieval import Retriever
 
-    result = answer(Retriever(_settings(args)), args.question, args.history or (), reader=_reader(args))
+    reader = _reader(args)  # a wrong reader option is refused before anything loads
+    result = answer(Retriever(_settings(args)), args.question, args.history or (), reader=reader)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0

@@ -15,7 +15,7 @@ from chatbot.settings import Settings
 from .conftest import FakeEmbedder
 
 # The decline model is fitted on e5 cosines, not the fake embedder's: no abstention unless a test asks.
-OPEN = AnswerSettings(min_probability=0.0)
+OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
 
 
 @pytest.fixture

@@ -236,7 +236,7 @@ def test_without_sentence_vectors_answers_embed_sentences_at_question_time(setti
     assert index.sentence_vectors.shape == (0, 64) and index.manifest["sentences"] == 0
     with pytest.raises(IndexMismatchError, match="sentence_vectors"):
         load_index(settings)
-    open_settings = AnswerSettings(min_probability=0.0)
+    open_settings = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
     question = "Que consacre Shenzhen à la recherche ?"
     embedder = FakeEmbedder()
     lean_answer = answer(Retriever(lean, embedder=embedder), question, settings=open_settings)

@@ -85,6 +85,29 @@ def test_cli_eval_answers_cites_verbatim_and_abstains_as_calibrated(real_setting
     assert report["abstain_correct"] == 1.0
     assert report["abstain_false"] <= 0.05
     assert report["answer_evidence_rate"] >= floor["answer_evidence_rate"]
+    assert report["reader"] == "extractive"
+    assert report["by_kind"]["unanswerable"] == {"answers": 8, "abstain_correct": 1.0}
+    assert report["by_kind"]["number"]["answer_evidence_rate"] >= 0.9
+
+
+def test_reader_held_out_set_declines_what_the_articles_do_not_answer(real_retriever: Retriever) -> None:
+    """The reader's held-out set: questions about named things the articles do not answer are
+    declined, bare keyword queries show their passage, few answerable questions are declined."""
+    from chatbot.answer import answer
+    from chatbot.evaluation import answer_metrics
+
+    questions = load_questions(REPO / "evaluation" / "reader_holdout.jsonl")
+    floor = _floor("reader_holdout.jsonl")
+    answers = [answer(real_retriever, q.question, q.history) for q in questions]
+    metrics = answer_metrics(questions, answers)
+    assert metrics["citation_valid_rate"] == 1.0
+    assert metrics["answer_evidence_rate"] >= floor["answer_evidence_rate"]
+    assert metrics["abstain_correct"] >= floor["abstain_correct"]
+    assert metrics["abstain_false"] <= floor["abstain_false"]
+    keywords = [(q, a) for q, a in zip(questions, answers, strict=True) if q.kind == "keyword"]
+    keyword_metrics = answer_metrics([q for q, _ in keywords], [a for _, a in keywords])
+    assert keyword_metrics["answer_evidence_rate"] >= floor["keyword_evidence"]
+    assert all(a.reason for a in answers if a.abstained)
 
 
 def test_held_out_answers_cite_verbatim_and_stay_above_their_floor(real_retriever: Retriever) -> None:

@@ -39,7 +39,7 @@ def retriever(settings: Settings) -> Retriever:
 def _ask(retriever: Retriever, config: LLMConfig, **kwargs: Any):  # type: ignore[no-untyped-def]
     from chatbot.answer import AnswerSettings
 
-    open_ = AnswerSettings(min_probability=0.0)
+    open_ = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
     return llm_answer(retriever, QUESTION, [], config, settings=open_, **kwargs)
 
 
@@ -58,7 +58,11 @@ def test_the_answer_streams_token_by_token(server: ScriptedServer, retriever: Re
     from chatbot.answer import AnswerSettings
 
     server.script = "good"
-    items = list(stream_answer(retriever, QUESTION, [], config, settings=AnswerSettings(min_probability=0.0)))
+    items = list(
+        stream_answer(
+            retriever, QUESTION, [], config, settings=AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
+        )
+    )
     partials = [i for i in items if isinstance(i, str)]
     assert len(partials) > 5 and all(b.startswith(a) for a, b in itertools.pairwise(partials))
     assert items[-1].mode == "llm"  # type: ignore[union-attr]

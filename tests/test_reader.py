@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from chatbot.answer import AnswerSettings, answer
+from chatbot.index import build_index
+from chatbot.question import analyze_question, holds, mentions
+from chatbot.reader import FEATURES, ExtractiveReader, ReaderModel, default_model, make_reader
+from chatbot.retrieval import Retriever
+from chatbot.settings import Settings
+
+from .conftest import FakeEmbedder
+
+OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
+
+
+@pytest.fixture
+def retriever(settings: Settings) -> Retriever:
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
+
+
+@pytest.mark.parametrize(
+    ("question", "asked", "focus"),
+    [
+        ("Quand WeChat a-t-il été lancé ?", "date", ("wechat",)),
+        ("Combien coûte un abonnement à LinkedIn Premium ?", "amount", ("linkedin premium",)),
+        ("Dans quelle ville est né Yvon le Renard ?", "place", ("yvon le renard",)),
+        ("Qui a fondé DJI ?", "person", ("dji",)),
+        ("Quelle part des PME a un site web ?", "number", ("pme",)),
+        ("Pourquoi les marques doivent-elles dialoguer ?", "reason", ()),
+        ("Selon Nielsen, quelle part des consommateurs se fie à ses pairs ?", "number", ("nielsen",)),
+        ("Quelle est la capitale de l'Australie ?", "other", ("australie",)),
+        ("How many Chinese people use the internet?", "number", ("chinese",)),
+    ],
+)
+def test_questions_are_read_for_the_asked_fact_and_the_named_thing(question: str, asked: str, focus: tuple) -> None:
+    analysis = analyze_question(question)
+    assert analysis.asked == asked
+    assert analysis.focus == focus
+    assert not analysis.keyword
+
+
+def test_a_bare_name_is_a_keyword_query_and_a_question_is_not() -> None:
+    assert analyze_question("Clever Age").keyword
+    assert analyze_question("taxe professionnelle").keyword
+    assert analyze_question("Clever Age").focus == ("clever age",)
+    assert not analyze_question("Qu'est-ce que Clever Age ?").keyword
+
+
+def test_a_short_follow_up_takes_the_asked_kind_and_subject_of_the_previous_question() -> None:
+    analysis = analyze_question("Et en Finlande ?", ["Quelle part des PME a un site web en France ?"])
+    assert analysis.asked == "number"
+    assert analysis.focus == ("finlande",)
+    inherited = analyze_question("Et combien de salariés ?", ["Qui a fondé Omate ?"])
+    assert inherited.focus == ("omate",)
+
+
+def test_sentence_shapes_of_the_asked_facts() -> None:
+    assert holds("number", "un mois à Shenzhen équivaut à trois mois")
+    assert holds("number", "88% des entreprises")
+    assert not holds("number", "Le coût du logement est élevé.")
+    assert holds("amount", "un chiffre d'affaires de 3 millions de dollars")
+    assert not holds("amount", "en 2016, son entreprise a grandi")
+    assert holds("date", "Huawei, fondée en 1987")
+    assert not holds("date", "Huawei a vendu 100 millions de smartphones")
+    assert mentions("yvon le renard", "precise yvon le renard, managing partner") == 1.0
+    assert mentions("linkedin premium", "88% ne sont pas sur linkedin") == 0.5
+
+
+def test_a_typed_question_about_a_named_thing_without_that_fact_is_declined(retriever: Retriever) -> None:
+    result = answer(retriever, "En quelle année Shenzhen a-t-elle été créée ?", settings=OPEN)
+    assert result.abstained
+    assert "shenzhen" in result.reason and "date" in result.reason
+    assert result.citations == ()
+
+
+def test_the_same_thing_asked_for_a_fact_the_passage_holds_is_answered(retriever: Retriever) -> None:
+    result = answer(retriever, "Combien Shenzhen consacre-t-elle à la recherche ?", settings=OPEN)
+    assert not result.abstained
+    assert "4,3%" in result.text
+
+
+def test_a_bare_keyword_query_shows_the_sentence_that_names_it_even_when_unsure(retriever: Retriever) -> None:
+    never_sure = AnswerSettings(min_probability=1.1, unanchored_support=-1.0)
+    result = answer(retriever, "LinkedIn", settings=never_sure)
+    assert not result.abstained
+    assert "LinkedIn" in result.citations[0].quote
+    declined = answer(retriever, "Quelle est la stratégie de LinkedIn en Asie ?", settings=never_sure)
+    assert declined.abstained and "answerable" in declined.reason
+
+
+def test_extractive_reader_names_itself_and_citations_stay_verbatim(retriever: Retriever) -> None:
+    result = answer(retriever, "Quel est le plafond de l'imposition sur les profits à Hong Kong ?", settings=OPEN)
+    assert result.reader == "extractive" and result.to_dict()["reader"] == "extractive"
+    assert result.citations and all(c.is_valid() for c in result.citations)
+
+
+def test_a_custom_reader_is_used_by_answer(retriever: Retriever) -> None:
+    reader = ExtractiveReader(replace(OPEN, max_sentences=1))
+    result = answer(retriever, "LinkedIn entreprises salariés contenus", reader=reader)
+    assert len(result.citations) == 1
+
+
+def test_make_reader_defaults_and_refusals() -> None:
+    from chatbot.llm import LLMConfig
+
+    assert make_reader(None).name == "extractive"
+    config = LLMConfig(url="http://127.0.0.1:1/v1", model="m")
+    assert make_reader(None, config).name == "server"
+    assert make_reader("extractive", config).name == "extractive"
+    with pytest.raises(ValueError, match="needs an OpenAI-compatible server"):
+        make_reader("server")
+    with pytest.raises(ValueError, match="Unknown reader 'oracle'"):
+        make_reader("oracle")
+
+
+def test_the_packaged_model_matches_the_features_and_round_trips() -> None:
+    model = default_model()
+    assert model.features == FEATURES
+    assert 0.0 < model.threshold < 1.0
+    again = ReaderModel.from_json(model.to_json())
+    x = np.ones((2, len(FEATURES)))
+    assert np.allclose(again.probabilities(x), model.probabilities(x))
+
+
+def test_a_model_trained_on_other_features_is_refused() -> None:
+    raw = json.loads(default_model().to_json())
+    raw["features"] = raw["features"][:-1]
+    with pytest.raises(ValueError, match="retrain it"):
+        ReaderModel.from_json(json.dumps(raw))
+
+
+def test_answer_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="max_sentences"):
+        AnswerSettings(max_sentences=0)
+    with pytest.raises(ValueError, match="margin"):
+        AnswerSettings(margin=-0.1)
+
+
+def test_a_question_nothing_in_the_passages_anchors_is_declined(retriever: Retriever) -> None:
+    result = answer(retriever, "Quelle est la recette de la tarte aux pommes ?")
+    assert result.abstained
+    assert "no sentence holds the question's words" in result.reason
+
+
+def test_cli_refuses_the_server_reader_without_a_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbot.cli import EXIT_USAGE, main
+
+    build_index(settings, FakeEmbedder())
+    monkeypatch.delenv("CHATBOT_LLM_URL", raising=False)
+    monkeypatch.setenv("CHATBOT_READER", "server")
+    code = main(["ask", "Quelle TVA ?", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)])
+    assert code == EXIT_USAGE
+    assert "needs an OpenAI-compatible server" in capsys.readouterr().err
