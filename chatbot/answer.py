@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -169,6 +169,30 @@ def with_citations(
     return Answer(question, " ".join(parts), False, tuple(citations), closest, score, lang, tuple(hits))
 
 
+def stream(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[str] = (),
+    *,
+    k: int | None = None,
+    mode: Mode | None = None,
+    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
+    reader: Reader | None = None,
+    turns: Sequence[tuple[str, str]] = (),
+) -> Iterator[str | Answer]:
+    """Retrieve passages for ``question`` (asked after ``history``) and read them: the
+    extractive reader unless ``reader`` is given. Yields partial texts while a model writes,
+    then the :class:`Answer`; ``turns`` are the earlier (question, answer) pairs.
+
+    Raises:
+        QuestionError: the question is empty or too long.
+    """
+    from chatbot.reader import ExtractiveReader
+
+    hits = search_with_history(retriever, question, history, k=k, mode=mode)
+    yield from (reader or ExtractiveReader(settings)).stream(question, history, hits, retriever, turns)
+
+
 def answer(
     retriever: Retriever,
     question: str,
@@ -179,16 +203,12 @@ def answer(
     settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
     reader: Reader | None = None,
 ) -> Answer:
-    """Retrieve passages for ``question`` (asked after ``history``) and read them: the
-    extractive reader unless ``reader`` is given (its last streamed item is the answer).
+    """The final :class:`Answer` of :func:`stream`.
 
     Raises:
         QuestionError: the question is empty or too long.
     """
-    from chatbot.reader import ExtractiveReader
-
-    hits = search_with_history(retriever, question, history, k=k, mode=mode)
-    chosen = reader or ExtractiveReader(settings)
-    (result,) = collections.deque(chosen.stream(question, history, hits, retriever), maxlen=1)
+    answers = stream(retriever, question, history, k=k, mode=mode, settings=settings, reader=reader)
+    (result,) = collections.deque(answers, maxlen=1)
     assert isinstance(result, Answer)
     return result

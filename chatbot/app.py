@@ -8,14 +8,13 @@ import html
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from chatbot.answer import Answer, answer
 from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
-from chatbot.llm import LLMConfig, generate
+from chatbot.llm import LLMConfig
 from chatbot.reader import Reader, ServerReader, make_reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
@@ -72,8 +71,7 @@ class ChatService:
         if not isinstance(self.reader, ServerReader):
             yield extractive
             return
-        for item in generate(extractive, self.reader.config, turns):  # outside the lock: the server does the work
-            yield replace(item, reader=self.reader.name) if isinstance(item, Answer) else item
+        yield from self.reader.write(extractive, turns)  # outside the lock: the server does the work
 
     @property
     def mode_label(self) -> str:

@@ -149,24 +149,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     retriever = Retriever(settings)
     modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
     reports: dict[str, dict[str, Any]] = {}
-    answers_by_mode: dict[str, list[Any]] = {}
-    if args.answers:
-        from chatbot.answer import answer
-        from chatbot.evaluation import answer_metrics, answer_metrics_by_kind
-
-        assert reader is not None
-        for mode in modes:
-            results = [answer(retriever, q.question, q.history, mode=mode, reader=reader) for q in questions]
-            answers_by_mode[mode] = results
-            report = reports.setdefault(mode, {})
-            report.update(answer_metrics(questions, results, llm=reader.name != "extractive"))
-            report["reader"] = reader.name
     for mode in modes:
-        answers_report = reports.get(mode, {})
-        reports[mode] = {**evaluate_retriever(questions, retriever, mode), **answers_report}
-        if answers_report:
-            for kind, metrics in answer_metrics_by_kind(questions, answers_by_mode[mode]).items():
-                reports[mode]["by_kind"].setdefault(kind, {}).update(metrics)
+        report = reports[mode] = evaluate_retriever(questions, retriever, mode)
+        if reader is not None:
+            from chatbot.answer import answer
+            from chatbot.evaluation import answer_metrics, answer_metrics_by_kind
+
+            results = [answer(retriever, q.question, q.history, mode=mode, reader=reader) for q in questions]
+            report.update(answer_metrics(questions, results, llm=reader.name != "extractive"), reader=reader.name)
+            for kind, metrics in answer_metrics_by_kind(questions, results).items():
+                report["by_kind"].setdefault(kind, {}).update(metrics)
     for report in reports.values():
         if not args.details:
             report.pop("per_question")

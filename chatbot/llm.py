@@ -8,7 +8,6 @@ timeout or an unreachable server: the extractive answer is served instead, with 
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import re
@@ -16,16 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from chatbot import analysis
-from chatbot.answer import (
-    DEFAULT_ANSWER_SETTINGS,
-    Answer,
-    AnswerSettings,
-    Citation,
-    answer,
-    split_sentences,
-)
-from chatbot.retrieval import Hit, Retriever
-from chatbot.settings import Mode
+from chatbot.answer import Answer, Citation, split_sentences
+from chatbot.retrieval import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -127,31 +118,8 @@ def _supporting_sentence(claim: str, hit: Hit, min_overlap: float):  # type: ign
     return best if passage_share >= min_overlap and best is not None else None
 
 
-def stream_answer(
-    retriever: Retriever,
-    question: str,
-    history: Sequence[str],
-    config: LLMConfig,
-    *,
-    turns: Sequence[tuple[str, str]] = (),
-    k: int | None = None,
-    mode: Mode | None = None,
-    settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
-) -> Iterator[str | Answer]:
-    """Yield the text as the model writes it, then the checked ``Answer`` (last item).
-
-    Retrieval is the chat's (follow-ups included); ``turns`` are the earlier (question, answer)
-    pairs sent to the model. Any failure yields the extractive answer with a note.
-
-    Raises:
-        QuestionError: the question is empty or too long.
-    """
-    extractive = answer(retriever, question, history, k=k, mode=mode, settings=settings)
-    yield from generate(extractive, config, turns)
-
-
 def generate(extractive: Answer, config: LLMConfig, turns: Sequence[tuple[str, str]] = ()) -> Iterator[str | Answer]:
-    """The model's part of :func:`stream_answer`, from the extractive answer and its passages.
+    """The model's part of the server reader, from the extractive answer and its passages.
 
     Needs no local model, so a web server can run it outside the lock that guards the embedder.
     """
@@ -189,12 +157,3 @@ def generate(extractive: Answer, config: LLMConfig, turns: Sequence[tuple[str, s
 
 def _fallback(extractive: Answer, why: str, dropped: int = 0) -> Answer:
     return replace(extractive, note=f"Réponse extraite des articles : {why}.", citations_dropped=dropped)
-
-
-def llm_answer(
-    retriever: Retriever, question: str, history: Sequence[str], config: LLMConfig, **kwargs: object
-) -> Answer:
-    """The final ``Answer`` of :func:`stream_answer`."""
-    (result,) = collections.deque(stream_answer(retriever, question, history, config, **kwargs), maxlen=1)  # type: ignore[arg-type]
-    assert isinstance(result, Answer)
-    return result

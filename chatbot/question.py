@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chatbot import analysis
+from chatbot.conversation import follow_up_context
 
-# Asked kinds whose answer has a recognisable shape in a sentence.
-TYPED = ("number", "amount", "date", "person", "place")
+# Asked kinds whose answer has a shape a sentence can be checked for. «Qui» and «où»
+# questions are often answered by a description («des étudiants universitaires»), so names
+# are not a shape.
+SHAPED = ("number", "amount", "date")
 
 # First match wins: «Combien coûte…» is an amount before it is a number. Patterns run on the
 # casefolded, accent-folded question with straight apostrophes.
@@ -70,8 +73,6 @@ _MONTH = re.compile(
 )
 _DIGIT = re.compile(r"\d")
 _MONEY = re.compile(r"\d[\d\s.,]*\s*(?:€|\$|euros?|dollars?|millions?|milliards?|k€|m€)|[€$]\s*\d")
-_PROPER = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-ZÀ-Ý][\w\-]+(?:\s+(?:(?:le|la|de|du)\s+)?[A-ZÀ-Ý][\w\-]+)+")
-_CAPITAL = re.compile(r"(?<!^)\b[A-ZÀ-Ý][a-zà-ÿ]{2,}")
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,15 @@ class QuestionAnalysis:
     """The asked kind of fact, the named things asked about (accent-folded, casefolded words),
     the question's own content terms without those names, and whether it is a bare keyword query."""
 
-    asked: str  # one of TYPED, "reason", or "other"
+    asked: str  # one of SHAPED, "person", "place", "reason", or "other"
     focus: tuple[str, ...]
     predicate: frozenset[str]
     keyword: bool
 
     @property
-    def typed(self) -> bool:
-        return self.asked in TYPED
+    def shaped(self) -> bool:
+        """The asked fact has a shape a sentence can be checked for (:func:`holds`)."""
+        return self.asked in SHAPED
 
 
 def fold(text: str) -> str:
@@ -97,8 +99,6 @@ def fold(text: str) -> str:
 def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnalysis:
     """Analyse ``question``; a short follow-up («Et en Finlande ?») takes the kind of fact asked
     and, when it names nothing, the named things of the previous question."""
-    from chatbot.conversation import follow_up_context
-
     text = " ".join(question.split())
     folded = fold(text)
     asked = next((kind for kind, pattern in _ASKED if pattern.search(folded)), "other")
@@ -150,8 +150,8 @@ def _named_things(text: str, keyword: bool) -> tuple[str, ...]:
 
 
 def holds(asked: str, sentence: str) -> bool:
-    """Whether ``sentence`` has the shape of the asked kind of fact (a digit for a number, a
-    currency for an amount, a year or month for a date, a capitalised name for a person or place)."""
+    """Whether ``sentence`` has the shape of the asked kind of fact (a digit or number word for
+    a number, a currency for an amount, a year or month for a date); never for other kinds."""
     if asked == "number":
         return bool(_DIGIT.search(sentence) or _NUMBER_WORDS.search(fold(sentence)))
     if asked == "amount":
@@ -159,10 +159,6 @@ def holds(asked: str, sentence: str) -> bool:
     if asked == "date":
         folded = fold(sentence)
         return bool(_YEAR.search(folded) or _MONTH.search(folded))
-    if asked == "person":
-        return bool(_PROPER.search(sentence))
-    if asked == "place":
-        return bool(_CAPITAL.search(sentence))
     return False
 
 

@@ -4,13 +4,13 @@ Answering is retrieve → read → compose citations. A reader takes the questio
 questions and the retrieved passages and returns an :class:`~chatbot.answer.Answer` (quotes
 with citations) or a reasoned abstention.
 
-- ``extractive`` (default): every sentence of the passages is a candidate; a logistic model
-  trained on labelled questions (``evaluation/train_reader.py``, weights in
-  ``reader_model.json``) scores how likely it is to hold the answer, from features that read
-  the question: cosines, term coverage, the named things the question is about
-  (:mod:`chatbot.question`), whether the sentence has the shape of the asked fact (a number, a
-  date, an amount, a name). The best sentences are quoted; when none is likely enough the
-  reader declines, and a bare keyword query shows the sentence that holds it.
+- ``extractive`` (default): every sentence of the passages is a candidate, scored by cosine,
+  term coverage and passage rank; the best ones are quoted. Whether the passages *answer* the
+  question is read from what it asks (:mod:`chatbot.question`): two stated rules (a number,
+  amount or date asked about a named thing that no sentence about it gives; a French question
+  nothing in the passages anchors) and a logistic model over question-level features
+  (``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query
+  shows the sentence that holds it.
 - ``server``: an OpenAI-compatible model writes the answer from the same passages; the
   extractive reading decides first whether there is anything to answer, and every claim the
   model writes is checked against its cited passage (:mod:`chatbot.llm`).
@@ -56,7 +56,7 @@ FEATURES = (
     "focus_anywhere",  # share of the named things found in the retrieved passages
     "focus_missing",  # share of the named things none of whose words the passages hold
     "focus_top",  # ... in the best three sentences
-    "typed",  # asks a number, an amount or a date
+    "typed",  # asks a number, an amount or a date (QuestionAnalysis.shaped)
     "type_top",  # one of the best three sentences has that shape
     "type_focus_any",  # a sentence (or the one before it) names the asked thing; it has the asked shape
     "answer_shaped",  # a sentence about the asked thing has the asked shape and half the question's other words
@@ -66,10 +66,7 @@ FEATURES = (
     "keyword_literal",  # a sentence holds the keyword query word for word
     "english",
 )
-# Kinds of fact with a shape a sentence can be checked for; «qui» and «où» questions are often
-# answered by a description («des étudiants universitaires»), so names do not count as shapes.
-SHAPED = ("number", "amount", "date")
-TOP = 3
+TOP = 3  # how many of the best sentences the "…_top" features look at
 
 
 @dataclass(frozen=True)
@@ -121,18 +118,32 @@ def default_model() -> ReaderModel:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A sentence that may be quoted, with what the reader reads in it, computed once."""
+
+    sentence: Sentence  # its ``score``: cosine + term coverage + passage rank
+    cos: float
+    words: frozenset[str]  # analysed terms
+    folded: str  # :func:`~chatbot.question.fold` of its text
+    context: str  # folded, with the sentence before it: where its subject is named
+
+
+@dataclass(frozen=True)
 class Reading:
-    """A question read against its passages: candidate sentences with their scores, and the
-    question-level features the decline model weighs."""
+    """A question read against its passages: the candidates, and the question-level features
+    the decline model weighs."""
 
     question: str
     lang: str
     analysis: QuestionAnalysis
     hits: tuple[Hit, ...]
-    candidates: tuple[Sentence, ...]
+    candidates: tuple[Candidate, ...]
     features: np.ndarray = field(compare=False, repr=False)
     support: float = 0.0
     literal: tuple[bool, ...] = ()  # candidates that hold a bare keyword query word for word
+
+    def feature(self, name: str) -> float:
+        return float(self.features[FEATURES.index(name)])
 
 
 def read_passages(
@@ -150,9 +161,14 @@ def read_passages(
     previous = previous_question(history)
     readings = {question, query, *([f"{previous} {question}"] if previous else [])}
     support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
-    candidates: list[Sentence] = []
-    cosines: list[float] = []
-    contexts: list[str] = []  # each candidate with the sentence before it: where its subject is named
+    candidates: list[Candidate] = []
+
+    def add(sentence: Sentence, cos: float, ranking_cos: float, context: str) -> None:
+        words = frozenset(analysis.analyze(sentence.text))
+        score = ranking_cos + settings.lexical_weight * _share(terms, words) + settings.rank_weight / sentence.hit.rank
+        folded = context if sentence.joined else fold(sentence.text)
+        candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context))
+
     for hit in hits:
         vectors = retriever.sentence_vectors(hit.chunk)
         sentences = split_sentences(hit, 1)
@@ -162,70 +178,60 @@ def read_passages(
             if sentence.text.endswith("?"):
                 continue  # a question is never the answer alone; it may lead the next sentence
             cos = float(vectors[sentence.position] @ q_vec)
-            bonus = settings.lexical_weight * _share(terms, set(analysis.analyze(sentence.text)))
-            bonus += settings.rank_weight / hit.rank
             before = sentences[i - 1] if i else None
             context = fold(hit.chunk.text[before.start if before else sentence.start : sentence.end])
-            candidates.append(replace(sentence, score=cos + bonus))
-            cosines.append(cos)
-            contexts.append(context)
+            add(sentence, cos, cos, context)
             if before is not None and before.text.endswith("?"):
                 # An interview answer often does not say what it answers: quoted with its question
                 # («Le point faible de Hong Kong ? Le coût du logement…») when the question matches.
                 asked_cos = float(vectors[before.position] @ q_vec)
-                joined = hit.chunk.text[before.start : sentence.end]
-                bonus = (
-                    settings.lexical_weight * _share(terms, set(analysis.analyze(joined)))
-                    + settings.rank_weight / hit.rank
+                joined = replace(
+                    sentence, start=before.start, text=hit.chunk.text[before.start : sentence.end], joined=True
                 )
-                score = max(cos, settings.question_carry * asked_cos) + bonus
-                candidates.append(replace(sentence, start=before.start, text=joined, joined=True, score=score))
-                cosines.append(max(cos, asked_cos))
-                contexts.append(context)
+                add(joined, max(cos, asked_cos), max(cos, settings.question_carry * asked_cos), context)
     words = fold(" ".join(question.split()))
-    literal = tuple(asked.keyword and mentions(words, fold(c.text)) >= 1.0 for c in candidates)
+    literal = tuple(asked.keyword and mentions(words, c.folded) >= 1.0 for c in candidates)
+    passages = {h.chunk.id: fold(h.chunk.text) for h in hits}
     if lang == "en":
         # English names may be translations («Chinese», «GDP»): only those the French passages
         # hold word for word count as the question's subject.
-        passages = " ".join(fold(h.chunk.text) for h in hits)
-        asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, passages) > 0))
-    features = question_features(asked, lang, candidates, cosines, contexts, support, literal)
+        everywhere = " ".join(passages.values())
+        asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, everywhere) > 0))
+    read = " ".join(passages[key] for key in dict.fromkeys(c.sentence.hit.chunk.id for c in candidates))
+    features = question_features(asked, lang, candidates, read, support, literal)
     return Reading(question, lang, asked, tuple(hits), tuple(candidates), features, support, literal)
 
 
 def question_features(
     asked: QuestionAnalysis,
     lang: str,
-    candidates: Sequence[Sentence],
-    cosines: Sequence[float],
-    contexts: Sequence[str],
+    candidates: Sequence[Candidate],
+    passages: str,
     support: float,
     literal: Sequence[bool],
 ) -> np.ndarray:
-    """The :data:`FEATURES` of a question read against its scored candidates."""
+    """The :data:`FEATURES` of a question read against its candidates; ``passages`` is the
+    folded text of the passages they come from."""
     if not candidates:
         return np.zeros(len(FEATURES))
-    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].sentence.score)
     top = order[:TOP]
-    focus = [_focus_share(asked.focus, f) for f in contexts]
-    passages = " ".join({c.hit.chunk.id: fold(c.hit.chunk.text) for c in candidates}.values())
-    shaped = asked.asked in SHAPED
-    shape = [shaped and holds(asked.asked, c.text) for c in candidates]
-    words = [set(analysis.analyze(c.text)) for c in candidates]
-    predicate = [_share(asked.predicate, w) for w in words]
+    focus = [_focus_share(asked.focus, c.context) for c in candidates]
+    shape = [asked.shaped and holds(asked.asked, c.sentence.text) for c in candidates]
+    predicate = [_share(asked.predicate, c.words) for c in candidates]
     names = [f > 0 or not asked.focus for f in focus]
-    best = candidates[order[0]]
+    best = candidates[order[0]].sentence.score
     return np.array(
         [
-            best.score,
-            cosines[order[0]],
+            best,
+            candidates[order[0]].cos,
             support,
-            best.score - (candidates[order[1]].score if len(order) > 1 else 0.0),
+            best - (candidates[order[1]].sentence.score if len(order) > 1 else 0.0),
             float(bool(asked.focus)),
             _focus_share(asked.focus, passages),
             sum(mentions(n, passages) == 0 for n in asked.focus) / max(len(asked.focus), 1),
             max(focus[i] for i in top),
-            float(shaped),
+            float(asked.shaped),
             float(any(shape[i] for i in top)),
             float(any(s and n for s, n in zip(shape, names, strict=True))),
             float(
@@ -243,7 +249,7 @@ def question_features(
     )
 
 
-def _share(asked: frozenset[str] | set[str], found: set[str]) -> float:
+def _share(asked: frozenset[str], found: frozenset[str]) -> float:
     return len(asked & found) / len(asked) if asked else 0.0
 
 
@@ -282,28 +288,23 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline("no sentence to read in the retrieved passages")
     if reading.support < dict(settings.min_support).get(reading.lang, -1.0):
         return decline(f"no passage is close to the question (cosine {reading.support:.3f})")
-    literal = any(reading.literal)
-    f = dict(zip(FEATURES, reading.features, strict=True))
-    if f["typed"] and f["has_focus"] and not f["type_focus_any"]:
-        what = {"number": "number", "amount": "amount", "date": "date"}[reading.analysis.asked]
-        return decline(f"no sentence about {', '.join(reading.analysis.focus)} gives a {what}")
-    unanchored = reading.lang == "fr" and not f["keyword"] and not f["focus_predicate_any"]
+    asked = reading.analysis
+    if asked.shaped and asked.focus and not reading.feature("type_focus_any"):
+        return decline(f"no sentence about {', '.join(asked.focus)} gives a {asked.asked}")
+    unanchored = reading.lang == "fr" and not asked.keyword and not reading.feature("focus_predicate_any")
     if unanchored and reading.support < settings.unanchored_support:
         return decline(f"no sentence holds the question's words and no passage is close ({reading.support:.3f})")
-    if answerable < threshold and not literal:
+    if answerable < threshold and not any(reading.literal):
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
+    sentences = [c.sentence for c in reading.candidates]
+    # A keyword query's literal mentions come first; then the best scores.
     order = sorted(
-        range(len(reading.candidates)),
-        key=lambda i: (
-            not (reading.literal[i] if literal else True),
-            -reading.candidates[i].score,
-            reading.candidates[i].hit.rank,
-        ),
+        range(len(sentences)), key=lambda i: (not reading.literal[i], -sentences[i].score, sentences[i].hit.rank)
     )
-    best = reading.candidates[order[0]]
+    best = sentences[order[0]]
     chosen = [best]
     for i in order[1:]:
-        candidate = reading.candidates[i]
+        candidate = sentences[i]
         if len(chosen) == settings.max_sentences or candidate.score < best.score - settings.margin:
             break
         if all(not _overlaps(candidate, c) for c in chosen):
@@ -374,9 +375,13 @@ class ServerReader:
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
         turns: Sequence[tuple[str, str]] = (),
     ) -> Iterator[str | Answer]:  # fmt: skip
+        yield from self.write(self.extractive.read(question, history, hits, retriever), turns)
+
+    def write(self, extractive: Answer, turns: Sequence[tuple[str, str]] = ()) -> Iterator[str | Answer]:
+        """The model's part, from the extractive reading: needs no embedding model, so the chat
+        runs it outside the lock that guards the embedder."""
         from chatbot.llm import generate
 
-        extractive = self.extractive.read(question, history, hits, retriever)
         for item in generate(extractive, self.config, turns):
             yield replace(item, reader=self.name) if isinstance(item, Answer) else item
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from chatbot.analysis import analyze
+from chatbot.answer import AnswerSettings
 from chatbot.settings import Settings
 
 from .scripted_llm import server  # noqa: F401  (the scripted LLM server fixture)
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from chatbot.retrieval import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
+# The reader's decline model and floors are fitted on e5 cosines, not the fake embedder's: no
+# abstention unless a test asks for it.
+OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
 
 
 def load_script(name: str) -> ModuleType:
@@ -99,6 +103,16 @@ def corpus_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
     return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", model="fake", chunk_size=120, chunk_overlap=20)
+
+
+@pytest.fixture
+def retriever(settings: Settings) -> Retriever:
+    """The tiny corpus indexed with the fake embedder."""
+    from chatbot.index import build_index
+    from chatbot.retrieval import Retriever
+
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from chatbot.analysis import detect_language
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
 from chatbot.app import previous_questions, sources_text, text_of
@@ -12,16 +10,7 @@ from chatbot.index import build_index
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
 
-from .conftest import FakeEmbedder
-
-# The decline model is fitted on e5 cosines, not the fake embedder's: no abstention unless a test asks.
-OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
-
-
-@pytest.fixture
-def retriever(settings: Settings) -> Retriever:
-    build_index(settings, FakeEmbedder())
-    return Retriever(settings, embedder=FakeEmbedder())
+from .conftest import OPEN, FakeEmbedder
 
 
 def _hit(text: str) -> Hit:

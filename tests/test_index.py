@@ -9,7 +9,7 @@ from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchErr
 from chatbot.index import CURRENT, build_index, current_generation, index_is_stale, load_index
 from chatbot.settings import Settings
 
-from .conftest import FakeEmbedder
+from .conftest import OPEN, FakeEmbedder
 
 
 def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
@@ -225,7 +225,7 @@ def test_hnsw_is_chosen_past_the_exact_limit_recorded_and_searched(settings: Set
 
 
 def test_without_sentence_vectors_answers_embed_sentences_at_question_time(settings: Settings) -> None:
-    from chatbot.answer import AnswerSettings, answer
+    from chatbot.answer import answer
     from chatbot.retrieval import Retriever
 
     lean = replace(settings, sentence_vectors=False)
@@ -236,11 +236,10 @@ def test_without_sentence_vectors_answers_embed_sentences_at_question_time(setti
     assert index.sentence_vectors.shape == (0, 64) and index.manifest["sentences"] == 0
     with pytest.raises(IndexMismatchError, match="sentence_vectors"):
         load_index(settings)
-    open_settings = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
     question = "Que consacre Shenzhen à la recherche ?"
     embedder = FakeEmbedder()
-    lean_answer = answer(Retriever(lean, embedder=embedder), question, settings=open_settings)
+    lean_answer = answer(Retriever(lean, embedder=embedder), question, settings=OPEN)
     assert embedder.documents > 0  # the sentences, embedded now
     full = replace(settings, index_dir=settings.index_dir.parent / "full")
     build_index(full, FakeEmbedder())
-    assert lean_answer.text == answer(Retriever(full, embedder=FakeEmbedder()), question, settings=open_settings).text
+    assert lean_answer.text == answer(Retriever(full, embedder=FakeEmbedder()), question, settings=OPEN).text

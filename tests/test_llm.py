@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
+from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, LLMConfig, build_messages, check_answer, llm_answer, stream_answer
+from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, LLMConfig, build_messages, check_answer
+from chatbot.reader import ExtractiveReader, ServerReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
-from .conftest import FakeEmbedder
+from .conftest import OPEN, FakeEmbedder
 from .scripted_llm import ScriptedServer
 
 QUESTION = "Quel est le plafond de l'imposition sur les profits à Hong Kong ?"
@@ -37,10 +39,7 @@ def retriever(settings: Settings) -> Retriever:
 
 
 def _ask(retriever: Retriever, config: LLMConfig, **kwargs: Any):  # type: ignore[no-untyped-def]
-    from chatbot.answer import AnswerSettings
-
-    open_ = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
-    return llm_answer(retriever, QUESTION, [], config, settings=open_, **kwargs)
+    return answer(retriever, QUESTION, [], reader=ServerReader(config, ExtractiveReader(OPEN)), **kwargs)
 
 
 def test_a_good_cited_answer_is_kept_with_verified_citations(
@@ -55,14 +54,8 @@ def test_a_good_cited_answer_is_kept_with_verified_citations(
 
 
 def test_the_answer_streams_token_by_token(server: ScriptedServer, retriever: Retriever, config: LLMConfig) -> None:
-    from chatbot.answer import AnswerSettings
-
     server.script = "good"
-    items = list(
-        stream_answer(
-            retriever, QUESTION, [], config, settings=AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
-        )
-    )
+    items = list(stream(retriever, QUESTION, [], reader=ServerReader(config, ExtractiveReader(OPEN))))
     partials = [i for i in items if isinstance(i, str)]
     assert len(partials) > 5 and all(b.startswith(a) for a, b in itertools.pairwise(partials))
     assert items[-1].mode == "llm"  # type: ignore[union-attr]

@@ -13,15 +13,7 @@ from chatbot.reader import FEATURES, ExtractiveReader, ReaderModel, default_mode
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
-from .conftest import FakeEmbedder
-
-OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
-
-
-@pytest.fixture
-def retriever(settings: Settings) -> Retriever:
-    build_index(settings, FakeEmbedder())
-    return Retriever(settings, embedder=FakeEmbedder())
+from .conftest import OPEN, FakeEmbedder
 
 
 @pytest.mark.parametrize(

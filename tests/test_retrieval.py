@@ -38,12 +38,6 @@ def test_long_questions_are_refused_and_control_characters_removed() -> None:
     assert clean_question("Linked\x00In\ud800 ?", 100) == "Linked In ?"
 
 
-@pytest.fixture
-def retriever(settings: Settings) -> Retriever:
-    build_index(settings, FakeEmbedder())
-    return Retriever(settings, embedder=FakeEmbedder())
-
-
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_each_mode_finds_the_article_that_holds_the_words(retriever: Retriever, mode: str) -> None:
     hits = retriever.search("Combien d'entreprises sont absentes de LinkedIn ?", k=2, mode=mode)  # type: ignore[arg-type]
