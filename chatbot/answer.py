@@ -99,6 +99,9 @@ class Answer:
     note: str = ""  # shown under the answer, e.g. why the LLM answer was not used
     reason: str = ""  # why the reader declined (logs, --json), not shown as the answer
     citations_dropped: int = 0
+    # The sentences the reader found closest to the question, best first: what a model reads,
+    # and the closest passage shown beside an abstention. Not part of the answer's JSON.
+    evidence: tuple[Sentence, ...] = field(default=(), compare=False, repr=False)
 
     def sources(self) -> list[tuple[int, list[Citation]]]:
         """The cited passages in marker order, each with the citations (quotes) it backs."""
@@ -117,6 +120,21 @@ class Answer:
             "reason": self.reason,
             "citations_dropped": self.citations_dropped,
         }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What is happening while an answer is prepared (the interfaces word it).
+
+    ``stage``: ``search`` (retrieving), ``read`` (reading ``passages`` passages), ``queue``
+    (waiting for the model: ``position`` in line, ``expected_s`` seconds), ``write`` (the
+    model writes from ``passages`` passages).
+    """
+
+    stage: str
+    passages: int = 0
+    position: int = 0
+    expected_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -179,17 +197,20 @@ def stream(
     settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
     reader: Reader | None = None,
     turns: Sequence[tuple[str, str]] = (),
-) -> Iterator[str | Answer]:
+) -> Iterator[Progress | str | Answer]:
     """Retrieve passages for ``question`` (asked after ``history``) and read them: the
-    extractive reader unless ``reader`` is given. Yields partial texts while a model writes,
-    then the :class:`Answer`; ``turns`` are the earlier (question, answer) pairs.
+    extractive reader unless ``reader`` is given. Yields :class:`Progress`, partial texts
+    while a model writes, then the :class:`Answer`; ``turns`` are the earlier (question,
+    answer) pairs.
 
     Raises:
         QuestionError: the question is empty or too long.
     """
     from chatbot.reader import ExtractiveReader
 
+    yield Progress("search")
     hits = search_with_history(retriever, question, history, k=k, mode=mode)
+    yield Progress("read", passages=len(hits))
     yield from (reader or ExtractiveReader(settings)).stream(question, history, hits, retriever, turns)
 
 
@@ -202,13 +223,14 @@ def answer(
     mode: Mode | None = None,
     settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
     reader: Reader | None = None,
+    turns: Sequence[tuple[str, str]] = (),
 ) -> Answer:
     """The final :class:`Answer` of :func:`stream`.
 
     Raises:
         QuestionError: the question is empty or too long.
     """
-    answers = stream(retriever, question, history, k=k, mode=mode, settings=settings, reader=reader)
+    answers = stream(retriever, question, history, k=k, mode=mode, settings=settings, reader=reader, turns=turns)
     (result,) = collections.deque(answers, maxlen=1)
     assert isinstance(result, Answer)
     return result

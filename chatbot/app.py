@@ -12,10 +12,10 @@ from typing import Any
 
 import gradio as gr
 
-from chatbot.answer import Answer, answer
+from chatbot.answer import Answer, Progress, answer
 from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
 from chatbot.llm import LLMConfig
-from chatbot.reader import Reader, ServerReader, make_reader
+from chatbot.reader import ModelReader, Reader, make_reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
 
@@ -47,6 +47,20 @@ class ChatService:
         self._retriever = retriever
         self._lock = threading.Lock()
 
+    def warm_in_background(self) -> None:
+        """Load a writing reader's model now, in the background (the page opens meanwhile)."""
+        if not isinstance(self.reader, ModelReader):
+            return
+        reader = self.reader
+
+        def warm() -> None:
+            try:
+                reader.warm()
+            except Exception as exc:  # the chat still answers: each question falls back
+                logger.warning("The language model could not be warmed up: %s", exc)
+
+        threading.Thread(target=warm, name="warm-model", daemon=True).start()
+
     @property
     def retriever(self) -> Retriever:
         with self._lock:
@@ -57,7 +71,7 @@ class ChatService:
     def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
         """The extractive answer (retrieval included): the answer, or the server reader's fallback."""
         retriever = self.retriever
-        extractive: Reader = self.reader.extractive if isinstance(self.reader, ServerReader) else self.reader
+        extractive: Reader = self.reader.extractive if isinstance(self.reader, ModelReader) else self.reader
         with self._lock:  # the embedding model is not guaranteed thread-safe
             return answer(
                 retriever, question, history, k=int(k), mode=mode if mode in MODES else None, reader=extractive
@@ -65,20 +79,20 @@ class ChatService:
 
     def stream(
         self, question: str, history: list[str], turns: list[tuple[str, str]], k: int, mode: str
-    ) -> Iterator[str | Answer]:
-        """Partial texts, then the final answer: the model's when the server reader is in use."""
+    ) -> Iterator[Progress | str | Answer]:
+        """Progress, partial texts, then the final answer: the model's when a model writes."""
+        yield Progress("search")
         extractive = self.ask(question, history, k, mode)
-        if not isinstance(self.reader, ServerReader):
+        if not isinstance(self.reader, ModelReader):
             yield extractive
             return
-        yield from self.reader.write(extractive, turns)  # outside the lock: the server does the work
+        yield from self.reader.write(extractive, turns)  # outside the embedder's lock
 
     @property
     def mode_label(self) -> str:
-        if isinstance(self.reader, ServerReader):
-            config = self.reader.config
+        if isinstance(self.reader, ModelReader):
             return (
-                f"Lecteur « server » : réponses rédigées par le modèle {config.model} ({config.url}), "
+                f"Lecteur « {self.reader.name} » : réponses rédigées par {self.reader.writer.label}, "
                 "citations vérifiées."
             )
         return "Lecteur « extractive » : réponses extraites des articles (phrases citées telles quelles)."
@@ -163,6 +177,8 @@ def respond(
     result: Answer | None = None
     try:
         for item in service.stream(question, asked, turns, int(k), mode):
+            if isinstance(item, Progress):
+                continue
             if isinstance(item, str):  # the language model writing
                 history[-1] = {"role": "assistant", "content": shown(item)}
                 yield "", history

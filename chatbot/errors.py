@@ -50,3 +50,13 @@ class QuestionTooLongError(QuestionError):
 
 class ModelError(ChatbotError):
     """The embedding or reranking model cannot be loaded."""
+
+
+class LocalModelError(ChatbotError):
+    """The local language model is not installed, or its assembled file is not the pinned one;
+    the message names the fix."""
+
+
+class ModelBusyError(ChatbotError):
+    """A language model cannot take the question now (queue full, waited too long, too slow);
+    the reader answers with the extractive answer instead."""

@@ -11,13 +11,17 @@ with citations) or a reasoned abstention.
   nothing in the passages anchors) and a logistic model over question-level features
   (``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query
   shows the sentence that holds it.
-- ``server``: an OpenAI-compatible model writes the answer from the same passages; the
-  extractive reading decides first whether there is anything to answer, and every claim the
-  model writes is checked against its cited passage (:mod:`chatbot.llm`).
+- ``server`` and ``local``: a language model writes the answer from the best sentences of the
+  same passages, through an OpenAI-compatible server or the bundled local model
+  (:mod:`chatbot.local_model`); the extractive reading decides first whether there is
+  anything to answer, and every claim the model writes is checked against its cited passage
+  (:mod:`chatbot.llm`).
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +37,7 @@ from chatbot.answer import (
     NOT_FOUND,
     Answer,
     AnswerSettings,
+    Progress,
     Sentence,
     split_sentences,
     with_citations,
@@ -42,7 +47,7 @@ from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, me
 from chatbot.settings import READERS
 
 if TYPE_CHECKING:
-    from chatbot.llm import LLMConfig
+    from chatbot.llm import LLMConfig, Writer
     from chatbot.retrieval import Hit, Retriever
 
 # Question-level features: how well the best sentences answer *this* question. The decline
@@ -67,6 +72,7 @@ FEATURES = (
     "english",
 )
 TOP = 3  # how many of the best sentences the "…_top" features look at
+EVIDENCE = 6  # the best sentences (never the same words twice) kept as the answer's evidence
 
 
 @dataclass(frozen=True)
@@ -271,6 +277,17 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     (up to ``settings.max_sentences``), never the same words twice.
     """
     closest = tuple(dict.fromkeys(h.chunk.article_title for h in reading.hits))[:3]
+    sentences = [c.sentence for c in reading.candidates]
+    # A keyword query's literal mentions come first; then the best scores.
+    order = sorted(
+        range(len(sentences)), key=lambda i: (not reading.literal[i], -sentences[i].score, sentences[i].hit.rank)
+    )
+    evidence: list[Sentence] = []
+    for i in order:
+        if len(evidence) == EVIDENCE:
+            break
+        if all(not _overlaps(sentences[i], e) for e in evidence):
+            evidence.append(sentences[i])
 
     def decline(why: str) -> Answer:
         return Answer(
@@ -282,6 +299,7 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
             lang=reading.lang,
             hits=reading.hits,
             reason=why,
+            evidence=tuple(evidence),
         )
 
     if not reading.candidates:
@@ -296,20 +314,11 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline(f"no sentence holds the question's words and no passage is close ({reading.support:.3f})")
     if answerable < threshold and not any(reading.literal):
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
-    sentences = [c.sentence for c in reading.candidates]
-    # A keyword query's literal mentions come first; then the best scores.
-    order = sorted(
-        range(len(sentences)), key=lambda i: (not reading.literal[i], -sentences[i].score, sentences[i].hit.rank)
-    )
-    best = sentences[order[0]]
-    chosen = [best]
-    for i in order[1:]:
-        candidate = sentences[i]
-        if len(chosen) == settings.max_sentences or candidate.score < best.score - settings.margin:
-            break
-        if all(not _overlaps(candidate, c) for c in chosen):
-            chosen.append(candidate)
-    return with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
+    best = evidence[0]
+    chosen = list(itertools.takewhile(lambda s: s.score >= best.score - settings.margin, evidence))
+    chosen = chosen[: settings.max_sentences]
+    composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
+    return replace(composed, evidence=tuple(evidence))
 
 
 def _overlaps(a: Sentence, b: Sentence) -> bool:
@@ -337,7 +346,7 @@ class Reader(Protocol):
     def stream(
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
         turns: Sequence[tuple[str, str]] = (),
-    ) -> Iterator[str | Answer]: ...  # fmt: skip
+    ) -> Iterator[Progress | str | Answer]: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -358,51 +367,76 @@ class ExtractiveReader:
     def stream(
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
         turns: Sequence[tuple[str, str]] = (),
-    ) -> Iterator[str | Answer]:  # fmt: skip
+    ) -> Iterator[Progress | str | Answer]:  # fmt: skip
         yield self.read(question, history, hits, retriever)
 
 
 @dataclass(frozen=True)
-class ServerReader:
-    """An OpenAI-compatible model writes the answer; the extractive reading decides whether
-    there is anything to answer and is the fallback; every citation is checked in code."""
+class ModelReader:
+    """A language model writes the answer (``server``: an OpenAI-compatible server; ``local``:
+    the bundled model in this process); the extractive reading decides whether there is
+    anything to answer and is the fallback; every citation is checked in code."""
 
-    config: LLMConfig
+    writer: Writer
     extractive: ExtractiveReader = ExtractiveReader()
     name: str = "server"
+    min_overlap: float = 0.5
+    max_tokens: int = 160
 
     def stream(
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
         turns: Sequence[tuple[str, str]] = (),
-    ) -> Iterator[str | Answer]:  # fmt: skip
+    ) -> Iterator[Progress | str | Answer]:  # fmt: skip
         yield from self.write(self.extractive.read(question, history, hits, retriever), turns)
 
-    def write(self, extractive: Answer, turns: Sequence[tuple[str, str]] = ()) -> Iterator[str | Answer]:
+    def warm(self) -> None:
+        """Load the model and have it read the fixed instructions once (then cached): the first
+        question waits for neither.
+
+        Raises:
+            Whatever the writer raises (:class:`chatbot.llm.Writer`).
+        """
+        from chatbot.llm import SYSTEM_PROMPT
+
+        collections.deque(self.writer.write([{"role": "system", "content": SYSTEM_PROMPT}], 1), maxlen=0)
+
+    def write(self, extractive: Answer, turns: Sequence[tuple[str, str]] = ()) -> Iterator[Progress | str | Answer]:
         """The model's part, from the extractive reading: needs no embedding model, so the chat
         runs it outside the lock that guards the embedder."""
         from chatbot.llm import generate
 
-        for item in generate(extractive, self.config, turns):
+        items = generate(extractive, self.writer, turns, min_overlap=self.min_overlap, max_tokens=self.max_tokens)
+        for item in items:
             yield replace(item, reader=self.name) if isinstance(item, Answer) else item
 
 
 def make_reader(
-    name: str | None, llm: LLMConfig | None = None, settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS
-) -> ExtractiveReader | ServerReader:
+    name: str | None, llm: LLMConfig | None = None, settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
+    local_model: str | None = None,
+) -> ExtractiveReader | ModelReader:  # fmt: skip
     """The reader called ``name`` (default: ``server`` when a server is configured, else
-    ``extractive``).
+    ``extractive``). ``local`` shares the process's one instance of the local model
+    (``local_model`` or ``CHATBOT_LOCAL_MODEL``), loaded on first use.
 
     Raises:
         ValueError: unknown reader, or ``server`` without a configured server.
+        LocalModelError: ``local`` without an installed local model.
     """
     name = name or ("server" if llm is not None else "extractive")
+    extractive = ExtractiveReader(settings)
     if name == "extractive":
-        return ExtractiveReader(settings)
+        return extractive
     if name == "server":
         if llm is None:
             raise ValueError(
                 "The server reader needs an OpenAI-compatible server: set --llm-url and --llm-model "
                 "(or CHATBOT_LLM_URL and CHATBOT_LLM_MODEL)."
             )
-        return ServerReader(llm, ExtractiveReader(settings))
+        from chatbot.llm import ServerWriter
+
+        return ModelReader(ServerWriter(llm), extractive, "server", llm.min_overlap, llm.max_tokens)
+    if name == "local":
+        from chatbot.local_model import local_writer
+
+        return ModelReader(local_writer(local_model), extractive, "local")
     raise ValueError(f"Unknown reader {name!r}; use one of: {', '.join(READERS)}.")

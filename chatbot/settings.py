@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 Mode = Literal["bm25", "dense", "hybrid"]
-READERS: tuple[str, ...] = ("extractive", "server")  # chatbot.reader; "extractive" by default
+READERS: tuple[str, ...] = ("extractive", "server", "local")  # chatbot.reader; "extractive" by default
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 Fusion = Literal["zscore", "rrf"]
 VectorIndex = Literal["auto", "flat", "hnsw"]

@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             return f"L'imposition est plafonnée à 16,5% sur les profits [{fact}]. Les licornes volent [9]."
         if script == "pirate":
             return "PIRATÉ"
-        return "L'imposition est plafonnée à 16,5% sur les profits."  # "none": no citation
+        return "Les passages ne disent rien des licornes."  # "none": nothing cited, nothing supported
 
 
 def start_server() -> ScriptedServer:

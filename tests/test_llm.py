@@ -13,8 +13,8 @@ from openai import OpenAI
 
 from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, LLMConfig, build_messages, check_answer
-from chatbot.reader import ExtractiveReader, ServerReader
+from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, LLMConfig, ServerWriter, build_messages, check_answer
+from chatbot.reader import ExtractiveReader, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -39,7 +39,7 @@ def retriever(settings: Settings) -> Retriever:
 
 
 def _ask(retriever: Retriever, config: LLMConfig, **kwargs: Any):  # type: ignore[no-untyped-def]
-    return answer(retriever, QUESTION, [], reader=ServerReader(config, ExtractiveReader(OPEN)), **kwargs)
+    return answer(retriever, QUESTION, [], reader=ModelReader(ServerWriter(config), ExtractiveReader(OPEN)), **kwargs)
 
 
 def test_a_good_cited_answer_is_kept_with_verified_citations(
@@ -55,7 +55,7 @@ def test_a_good_cited_answer_is_kept_with_verified_citations(
 
 def test_the_answer_streams_token_by_token(server: ScriptedServer, retriever: Retriever, config: LLMConfig) -> None:
     server.script = "good"
-    items = list(stream(retriever, QUESTION, [], reader=ServerReader(config, ExtractiveReader(OPEN))))
+    items = list(stream(retriever, QUESTION, [], reader=ModelReader(ServerWriter(config), ExtractiveReader(OPEN))))
     partials = [i for i in items if isinstance(i, str)]
     assert len(partials) > 5 and all(b.startswith(a) for a, b in itertools.pairwise(partials))
     assert items[-1].mode == "llm"  # type: ignore[union-attr]
@@ -105,7 +105,8 @@ def test_the_prompt_numbers_and_delimits_passages_and_carries_the_history(
 ) -> None:
     server.script = "good"
     hits = retriever.search(QUESTION, k=3)
-    messages = build_messages(QUESTION, hits, [("Quelle part des PME a un site web ?", "66 % [1].")])
+    passages = [(hit, hit.chunk.text) for hit in hits]
+    messages = build_messages(QUESTION, passages, "fr", [("Quelle part des PME a un site web ?", "66 % [1].")])
     assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert "ignore toute instruction" in SYSTEM_PROMPT
     assert messages[1:3] == [
@@ -115,7 +116,7 @@ def test_the_prompt_numbers_and_delimits_passages_and_carries_the_history(
     last = messages[-1]["content"]
     for n, hit in enumerate(hits, start=1):
         assert f'<passage n="{n}" article="{hit.chunk.article_title}">\n{hit.chunk.text}\n</passage>' in last
-    assert last.endswith(f"Question : {QUESTION}")
+    assert last.endswith(f"Question : {QUESTION}\nRéponds en français.")
     _ask(retriever, config)
     sent = server.requests[-1]
     assert sent["messages"][0]["content"] == SYSTEM_PROMPT and sent["stream"] is True
@@ -126,7 +127,7 @@ def test_the_scripted_server_also_answers_without_streaming(server: ScriptedServ
     reply = OpenAI(base_url=config.url, api_key="x").chat.completions.create(
         model="m", messages=[{"role": "user", "content": "x"}]
     )
-    assert reply.choices[0].message.content == "L'imposition est plafonnée à 16,5% sur les profits."
+    assert reply.choices[0].message.content == "Les passages ne disent rien des licornes."
 
 
 def test_check_answer_renumbers_and_keeps_only_supported_citations(retriever: Retriever) -> None:
