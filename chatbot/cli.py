@@ -210,13 +210,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("Index missing or out of date: building it first.", file=sys.stderr)
         report = _build_with_progress(settings, rebuild=False, quiet=False)
         print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
-    from chatbot.app import ChatService, build_app
+    from chatbot.app import ChatService, launch
 
     service = ChatService(settings, reader=_reader(args))
     service.retriever.search("démarrage")  # load the model now, not on the first question
     service.warm_in_background()  # a language model loads while the page opens
-    demo = build_app(service)
-    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, footer_links=[])
+    print(f"Feedback (👍/👎) is written to {service.feedback.path.resolve()}", file=sys.stderr)
+    launch(service, args.host, args.port)
     return 0
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -147,6 +148,9 @@ class Reading:
     features: np.ndarray = field(compare=False, repr=False)
     support: float = 0.0
     literal: tuple[bool, ...] = ()  # candidates that hold a bare keyword query word for word
+    # A short follow-up («Et la TVA ?») none of whose own words any passage holds: it only
+    # found passages through the earlier question.
+    stray_follow_up: bool = False
 
     def feature(self, name: str) -> float:
         return float(self.features[FEATURES.index(name)])
@@ -205,7 +209,8 @@ def read_passages(
         asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, everywhere) > 0))
     read = " ".join(passages[key] for key in dict.fromkeys(c.sentence.hit.chunk.id for c in candidates))
     features = question_features(asked, lang, candidates, read, support, literal)
-    return Reading(question, lang, asked, tuple(hits), tuple(candidates), features, support, literal)
+    stray = bool(follow_up_context(question, history)) and not _holds_any_stem(question, passages.values())
+    return Reading(question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray)
 
 
 def question_features(
@@ -253,6 +258,16 @@ def question_features(
             float(lang == "en"),
         ]
     )
+
+
+def _holds_any_stem(question: str, folded_passages: Iterable[str]) -> bool:
+    """Some passage has a word that starts like one of the question's stems («cofond» in
+    «co-fondateur»); True for a question with no stem at all."""
+    stems = [fold(stem) for stem in analysis.analyze(question)]
+    if not stems:
+        return True
+    pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(s) for s in stems) + ")")
+    return any(pattern.search(text.replace("-", "")) for text in folded_passages)
 
 
 def _share(asked: frozenset[str], found: frozenset[str]) -> float:
@@ -306,6 +321,8 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline("no sentence to read in the retrieved passages")
     if reading.support < dict(settings.min_support).get(reading.lang, -1.0):
         return decline(f"no passage is close to the question (cosine {reading.support:.3f})")
+    if reading.stray_follow_up:
+        return decline("no passage holds any word of this follow-up; only the earlier question matched")
     asked = reading.analysis
     if asked.shaped and asked.focus and not reading.feature("type_focus_any"):
         return decline(f"no sentence about {', '.join(asked.focus)} gives a {asked.asked}")

@@ -21,6 +21,7 @@ from chatbot.settings import Settings
 from .scripted_llm import server  # noqa: F401  (the scripted LLM server fixture)
 
 if TYPE_CHECKING:
+    from chatbot.app import ChatService
     from chatbot.retrieval import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,13 +140,21 @@ def real_retriever(real_settings: Settings) -> Retriever:
 
 
 @pytest.fixture(scope="session")
-def chat_url(real_retriever: Retriever) -> Iterator[str]:
+def chat_service(real_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory) -> ChatService:
+    """The chat's service on the real index, its feedback file in a temporary folder."""
+    from chatbot.app import ChatService
+    from chatbot.feedback import FeedbackLog
+
+    feedback = FeedbackLog(tmp_path_factory.mktemp("feedback") / "feedback.jsonl")
+    return ChatService(real_retriever.settings, real_retriever, feedback=feedback)
+
+
+@pytest.fixture(scope="session")
+def chat_url(chat_service: ChatService) -> Iterator[str]:
     """The web chat launched in-process on a free loopback port."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from chatbot.app import ChatService, build_app
+    from chatbot.app import launch
 
-    demo = build_app(ChatService(real_retriever.settings, real_retriever))
-    demo.queue(default_concurrency_limit=4)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    demo, url = launch(chat_service, block=False, quiet=True)
     yield url
     demo.close()

@@ -1,0 +1,97 @@
+"""Readers' votes on answers (👍 / 👎, optional comment), kept in a local JSONL file that
+never leaves the machine, and the 👎 ones turned into draft evaluation questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("data/feedback.jsonl")
+
+
+def feedback_path(path: Path | None = None) -> Path:
+    """``path``, else ``CHATBOT_FEEDBACK``, else ``data/feedback.jsonl``."""
+    return path or Path(os.environ.get("CHATBOT_FEEDBACK") or DEFAULT_PATH)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One vote (``up``/``down``) or comment on one answer, with what the reader saw."""
+
+    answer_id: str
+    vote: str  # "up", "down" or "" (a comment alone)
+    question: str
+    history: tuple[str, ...]
+    answer: str
+    sources: tuple[dict[str, str], ...]  # {"n", "article", "quote"}
+    comment: str = ""
+    reader: str = ""
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        if self.vote not in ("up", "down", ""):
+            raise ValueError(f"A vote is 'up', 'down' or empty, not {self.vote!r}.")
+
+
+class FeedbackLog:
+    """Appends feedback to a JSONL file, one line per vote or comment (thread-safe)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = feedback_path(path)
+        self._lock = threading.Lock()
+
+    def append(self, feedback: Feedback) -> None:
+        """Raises OSError when the file cannot be written (the UI says so)."""
+        line = json.dumps(asdict(feedback), ensure_ascii=False)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    def read(self) -> Iterator[Feedback]:
+        """Every readable line, oldest first; lines that are not feedback are skipped."""
+        if not self.path.is_file():
+            return
+        with self.path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    raw: dict[str, Any] = json.loads(line)
+                    raw["history"] = tuple(raw.get("history", ()))
+                    raw["sources"] = tuple(raw.get("sources", ()))
+                    yield Feedback(**raw)
+                except (ValueError, TypeError):
+                    continue
+
+
+def draft_questions(entries: list[Feedback]) -> list[dict[str, Any]]:
+    """The 👎 answers as evaluation questions to complete (evidence left empty), with the
+    comments left on them; one per answer."""
+    comments: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.comment:
+            comments.setdefault(entry.answer_id, []).append(entry.comment)
+    drafts: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.vote == "down" and entry.answer_id not in drafts:
+            drafts[entry.answer_id] = {
+                "id": f"feedback-{entry.answer_id}",
+                "question": entry.question,
+                "history": list(entry.history),
+                "evidence": [],
+                "lang": "en" if _looks_english(entry.question) else "fr",
+                "kind": "feedback",
+                "note": " / ".join(comments.get(entry.answer_id, [])) or f"👎 on: {entry.answer[:200]}",
+            }
+    return list(drafts.values())
+
+
+def _looks_english(text: str) -> bool:
+    from chatbot.analysis import detect_language
+
+    return detect_language(text) == "en"
