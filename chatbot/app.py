@@ -102,6 +102,10 @@ CSS = """
   color: #1d4ed8; border-radius: 4px; padding: 2px 8px; margin: 2px 4px 2px 0; cursor: pointer; font-size: .9em; }
 .answer .lang-note { font-size: .85em; color: #374151; }
 .hidden-control { display: none !important; }
+#send { background: #1d4ed8 !important; color: #fff !important; border-color: #1d4ed8 !important; }
+#stop { background: #b91c1c !important; color: #fff !important; border-color: #b91c1c !important; }
+h1 { font-size: 1.6em; margin: .2em 0; }
+#article-view h2 { font-size: 1.15em; }
 #article-view .article-text { white-space: pre-wrap; line-height: 1.5; }
 @media (max-width: 640px) {
   #conversation { height: 65vh !important; min-height: 320px; }
@@ -417,7 +421,8 @@ def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
     words = TEXT[lang]
     numbers = {c.n for c in result.citations}
     parts = [
-        f'<div class="answer" data-answer="{answer_id}" lang="{lang}">',
+        f'<div class="answer" data-answer="{answer_id}" data-mode="{result.mode}" '
+        f'data-abstained="{str(result.abstained).lower()}" lang="{lang}">',
         f'<p class="answer-text" lang="{"fr" if result.mode == "extractive" and not result.abstained else lang}">'
         f"{_with_markers(result.text, numbers, lang)}</p>",
     ]
@@ -492,7 +497,7 @@ def render_article(service: ChatService, article_id: str, spans: Sequence[tuple[
     fitting = [(start, end) for start, end in spans if 0 <= start < end <= len(text)]
     return (
         f'<div class="article-scroll" tabindex="0" role="region" aria-label="Article : {_attr(article.title)}">'
-        f'<article lang="fr"><h3>{shown(article.title)}</h3>'
+        f'<article lang="fr"><h2>{shown(article.title)}</h2>'
         f'<div class="article-text">{_marked(text, fitting)}</div></article></div>'
     )
 
@@ -538,7 +543,7 @@ def build_app(service: ChatService) -> gr.Blocks:
     """The chat page: conversation with sources, article panel, question box, feedback."""
     with gr.Blocks(title="Questions sur les articles", analytics_enabled=False, fill_height=True) as demo:
         gr.Markdown(
-            "## Posez vos questions aux articles\n"
+            "# Posez vos questions aux articles\n"
             "Transformation numérique, employee advocacy, influenceurs, start-up en Chine, femmes du numérique, "
             "Twitter… Chaque réponse cite les passages qui la justifient ; cliquez sur [1] pour voir la source, "
             "puis « Lire dans l’article » pour la lire dans son contexte."

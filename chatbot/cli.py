@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,6 +236,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """List the readers' votes (👍/👎) and comments from the chat, and export the 👎 ones.
+
+    --export writes them as draft evaluation questions (JSONL, the evaluation format, evidence
+    left empty to fill in) for evaluation/*.jsonl.
+
+    Example: chatbot feedback --export evaluation/drafts.jsonl
+    """
+    from chatbot.feedback import FeedbackLog, draft_questions
+
+    log = FeedbackLog(args.file)
+    entries = list(log.read())
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=1))
+    else:
+        print(f"{len(entries)} entries in {log.path}")
+        for e in entries:
+            vote = {"up": "👍", "down": "👎"}.get(e.vote, "💬")
+            print(f"{e.time}  {vote}  {e.question}" + (f"\n    « {e.comment} »" if e.comment else ""))
+    if args.export:
+        drafts = draft_questions(entries)
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        with args.export.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in drafts)
+        print(f"{len(drafts)} draft questions written to {args.export}", file=sys.stderr)
+    return 0
+
+
 def cmd_model_server(args: argparse.Namespace) -> int:
     """Serve the bundled local model over an OpenAI-compatible API (llama.cpp's server).
 
@@ -354,6 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cold-start", action="store_true", help="skip launching `chatbot serve` to time a cold start")
     p.add_argument("--limit", type=int, help="time only the first N questions (a local model takes seconds each)")
     _llm_options(p)
+
+    p = sub.add_parser(
+        "feedback",
+        help=(cmd_feedback.__doc__ or "").strip().splitlines()[0],
+        description=(cmd_feedback.__doc__ or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=cmd_feedback)
+    p.add_argument("--file", type=Path, help="feedback file (env CHATBOT_FEEDBACK; default data/feedback.jsonl)")
+    p.add_argument("--export", type=Path, help="write the 👎 answers as draft evaluation questions (JSONL)")
+    p.add_argument("--json", action="store_true", help="print the entries as JSON")
 
     p = add("model-server", cmd_model_server)
     p.add_argument("--host", default="127.0.0.1")

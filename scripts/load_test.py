@@ -7,14 +7,21 @@ same conversation asked alone, before the load starts.
 
     python scripts/load_test.py --users 20 --questions 25          # launches the chat in-process
     python scripts/load_test.py --url http://127.0.0.1:7860/ ...   # or hits a running one
+    python scripts/load_test.py --reader local --users 10 --questions 10   # one slow local model
 
-Prints one JSON object: requests, errors, mismatches, p50/p95/max latency, throughput.
+Prints one JSON object: requests, errors, mismatches, p50/p95/max latency, throughput. With a
+writing reader (--reader local/server) replies are not compared with the ones asked alone (a
+reply may be written or fall back): each is classified instead (written, declined, marked
+fallback, or unmarked: an extractive answer without the fallback note, which must not happen),
+with the fallback share and the chat process's memory before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import re
 import sys
 import threading
 import time
@@ -30,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from gradio_client import Client  # noqa: E402
 
-from chatbot.app import text_of  # noqa: E402
+from chatbot.app import answer_text, text_of  # noqa: E402
 from chatbot.evaluation import load_questions  # noqa: E402
 
 Conversation = tuple[str, ...]
@@ -52,6 +59,11 @@ class LoadResult:
     mismatches: tuple[str, ...]
     latencies_ms: tuple[float, ...]
     seconds: float
+    kinds: tuple[tuple[str, int], ...] = ()  # writing readers: replies per kind
+
+    @property
+    def unmarked(self) -> int:
+        return dict(self.kinds).get("unmarked", 0)
 
     def summary(self) -> dict[str, Any]:
         p50, p95, top = np.percentile(self.latencies_ms, [50, 95, 100]) if self.latencies_ms else (0.0, 0.0, 0.0)
@@ -64,7 +76,25 @@ class LoadResult:
             "max_ms": round(float(top), 1),
             "seconds": round(self.seconds, 1),
             "requests_per_s": round(self.requests / self.seconds, 2) if self.seconds else 0.0,
+            **({"replies": dict(self.kinds)} if self.kinds else {}),
+            **(
+                {"fallback_share": round(dict(self.kinds).get("fallback", 0) / sum(dict(self.kinds).values()), 3)}
+                if self.kinds
+                else {}
+            ),
         }
+
+
+def kind_of(reply: Reply) -> str:
+    """What a writing reader's reply is: written by the model, declined, the extractive answer
+    with the fallback note, or unmarked."""
+    if 'data-mode="llm"' in reply.sources:
+        return "written"
+    if 'data-abstained="true"' in reply.sources:
+        return "declined"
+    if "Réponse extraite des articles" in reply.sources or "Answer quoted from the articles" in reply.sources:
+        return "fallback"
+    return "unmarked"
 
 
 def conversations(path: Path = REPO / "evaluation" / "questions.jsonl") -> list[Conversation]:
@@ -75,11 +105,9 @@ def conversations(path: Path = REPO / "evaluation" / "questions.jsonl") -> list[
 def ask(client: Client, question: str, history: list[dict[str, Any]]) -> tuple[Reply, list[dict[str, Any]]]:
     _, messages = client.predict(question, history, 5, "hybrid", api_name="/ask")
     messages = list(messages)
-    last_question = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    replies = messages[last_question + 1 :]
-    answer = text_of(replies[0]["content"]) if replies else ""
-    sources = text_of(replies[1]["content"]) if len(replies) > 1 else ""
-    return Reply(answer, sources), messages
+    shown = text_of(messages[-1]["content"]) if messages and messages[-1]["role"] == "assistant" else ""
+    # The whole message minus its answer id (new at every ask): sources, quotes, notes.
+    return Reply(answer_text(shown), re.sub(r'data-answer="[0-9a-f]+"', "", shown)), messages
 
 
 def converse(client: Client, conversation: Conversation, latencies: list[float] | None = None) -> Reply:
@@ -100,11 +128,13 @@ def expected_replies(url: str, items: Sequence[Conversation]) -> dict[Conversati
     return {item: converse(client, item) for item in dict.fromkeys(items)}
 
 
-def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int) -> LoadResult:
+def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int, compare: bool = True) -> LoadResult:
     """``users`` clients at once, each asking ``per_user`` conversations (user u starts at item
-    u·per_user, wrapping around), every reply checked against the one asked alone."""
+    u·per_user, wrapping around), every reply checked against the one asked alone (``compare``)
+    or classified (:func:`kind_of`)."""
     plans = [[items[(u * per_user + i) % len(items)] for i in range(per_user)] for u in range(users)]
-    expected = expected_replies(url, [item for plan in plans for item in plan])
+    expected = expected_replies(url, [item for plan in plans for item in plan]) if compare else {}
+    kinds: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []
     errors: list[str] = []
     mismatches: list[str] = []
@@ -128,8 +158,10 @@ def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int)
                 with lock:
                     errors.append(f"{item[-1]!r}: {exc!r}")
                 continue
-            if reply != expected[item]:
-                with lock:
+            with lock:
+                if not compare:
+                    kinds[kind_of(reply)] += 1
+                elif reply != expected[item]:
                     mismatches.append(item[-1])
         with lock:
             latencies.extend(own)
@@ -146,7 +178,16 @@ def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int)
         mismatches=tuple(mismatches),
         latencies_ms=tuple(latencies),
         seconds=time.perf_counter() - started,
+        kinds=tuple(sorted(kinds.items())),
     )
+
+
+def rss_mb() -> float:
+    """This process's resident memory (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,26 +195,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help="a running chat; by default one is launched in-process on index/")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--questions", type=int, default=25, help="conversations per user")
+    parser.add_argument("--reader", choices=["extractive", "server", "local"], help="launched chat's reader")
     args = parser.parse_args(argv)
     url = args.url
     demo = None
+    memory: dict[str, float] = {}
+    writing = args.reader in ("server", "local")
     if url is None:
-        from chatbot.app import ChatService, build_app
+        from chatbot.app import ChatService, launch
+        from chatbot.llm import LLMConfig
+        from chatbot.reader import ModelReader, make_reader
         from chatbot.retrieval import Retriever
         from chatbot.settings import Settings
 
         settings = Settings()
         retriever = Retriever(settings)
         retriever.search("échauffement")  # load the model before timing
-        demo = build_app(ChatService(settings, retriever)).queue(default_concurrency_limit=4)
-        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        reader = make_reader(args.reader, LLMConfig.from_env())
+        if isinstance(reader, ModelReader):
+            reader.warm()
+        demo, url = launch(ChatService(settings, retriever, reader=reader), block=False, quiet=True)
+        memory["rss_start_mb"] = rss_mb()
     try:
-        result = run_load(url, conversations(), args.users, args.questions)
+        result = run_load(url, conversations(), args.users, args.questions, compare=not writing)
     finally:
         if demo is not None:
+            memory["rss_end_mb"] = rss_mb()
             demo.close()
-    print(json.dumps({"users": args.users, "conversations_per_user": args.questions, **result.summary()}))
-    return 0 if not result.errors and not result.mismatches else 1
+    summary = {"users": args.users, "conversations_per_user": args.questions, "reader": args.reader or "default"}
+    print(json.dumps({**summary, **result.summary(), **memory}))
+    return 0 if not result.errors and not result.mismatches and not result.unmarked else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from chatbot.analysis import detect_language
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
-from chatbot.app import previous_questions, sources_text, text_of
+from chatbot.app import previous_questions, text_of
 from chatbot.chunking import Chunk
 from chatbot.index import build_index
 from chatbot.retrieval import Hit, Retriever
@@ -129,13 +129,6 @@ def test_history_from_browser_and_client_is_normalised() -> None:
     ]
     assert previous_questions(history) == ["Première ?", "Seconde ?"]
     assert text_of({"text": "a"}) == "a"
-
-
-def test_sources_panel_marks_the_quote_inside_its_passage(retriever: Retriever) -> None:
-    result = answer(retriever, "Quel est le plafond de l'imposition sur les profits à Hong Kong ?", settings=OPEN)
-    panel = sources_text(result)
-    assert panel.startswith("[1] L’entrepreneuriat en Chine")
-    assert f"▶ {result.citations[0].quote} ◀" in panel
 
 
 def test_chat_messages_are_escaped_and_questions_read_back_as_typed() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from gradio_client import Client
 
-from chatbot.app import text_of
+from chatbot.app import ChatService, answer_id_of, answer_text, text_of
+from chatbot.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -17,58 +21,89 @@ def _ask(client: Client, question: str, history: list[dict[str, Any]]) -> list[d
     return list(messages)
 
 
-def _texts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**m, "content": text_of(m["content"])} for m in messages]
+def _last(messages: list[dict[str, Any]]) -> str:
+    """The last message (the answer and its sources), as HTML."""
+    return text_of(messages[-1]["content"])
 
 
-def test_answer_then_follow_up_with_sources(chat_url: str) -> None:
+def test_answer_then_follow_up_with_sources_in_sight(chat_url: str) -> None:
     client = Client(chat_url, verbose=False)
     messages = _ask(client, "Quelle part des PME a un site web en France ?", [])
-    answer, sources = _texts(messages)[-2:]
-    assert "66%" in answer["content"] and "[1]" in answer["content"]
-    assert sources["metadata"]["title"] == "Sources"
-    assert "L’association digitale" in sources["content"]
-    assert "▶ " in sources["content"]
+    shown = _last(messages)
+    assert "66%" in answer_text(shown) and "[1]" in answer_text(shown)
+    # The first source is open, its title and passage position given, the quoted words marked.
+    first = re.search(r'<details class="source" data-n="1" open>(.*?)</details>', shown, re.S)
+    assert first and "L’association digitale" in first.group(1) and "passage" in first.group(1)
+    assert "<mark>" in first.group(1) and "66%" in first.group(1)
+    assert 'class="open-article"' in first.group(1) and 'class="copy-answer"' in shown
 
-    messages = _texts(_ask(client, "Et en Finlande ?", messages))
-    assert "95% en Finlande" in messages[-2]["content"]
-    assert [m["content"] for m in messages if m["role"] == "user"] == [
+    messages = _ask(client, "Et en Finlande ?", messages)
+    assert "95% en Finlande" in answer_text(_last(messages))
+    assert [text_of(m["content"]) for m in messages if m["role"] == "user"] == [
         "Quelle part des PME a un site web en France ?",
         "Et en Finlande ?",
     ]
 
 
-def test_unanswerable_question_is_declined_in_french(chat_url: str) -> None:
-    messages = _texts(_ask(Client(chat_url, verbose=False), "Quelle est la recette de la tarte aux pommes ?", []))
-    assert messages[-2]["content"] == "Je ne trouve pas la réponse dans les articles."
-    assert messages[-1]["metadata"]["title"] == "Articles les plus proches"
+def test_an_unanswered_question_is_declined_with_the_closest_passage_not_as_an_answer(chat_url: str) -> None:
+    shown = _last(_ask(Client(chat_url, verbose=False), "Quelle est la recette de la tarte aux pommes ?", []))
+    assert answer_text(shown) == "Je ne trouve pas la réponse dans les articles."
+    assert "Les articles n’en parlent pas directement ; le passage le plus proche :" in shown
+    assert '<details class="source closest"' in shown and "ce n’est pas une réponse" in shown
+    assert 'class="cite"' not in shown  # nothing presented as the answer's source
+
+
+def test_an_english_question_gets_english_framing_and_french_quotes(chat_url: str) -> None:
+    shown = _last(_ask(Client(chat_url, verbose=False), "How many Chinese people use the internet?", []))
+    assert 'lang="en"' in shown and "The articles are in French" in shown and "Read in the article" in shown
+    assert '<blockquote lang="fr">' in shown
 
 
 def test_empty_and_huge_questions_get_a_short_french_message(chat_url: str) -> None:
     client = Client(chat_url, verbose=False)
-    assert _texts(_ask(client, "   ", []))[-1]["content"] == "Veuillez saisir une question."
-    assert "trop longue" in _texts(_ask(client, "mot " * 1500, []))[-1]["content"]
+    assert _last(_ask(client, "   ", [])) == "Veuillez saisir une question."
+    assert "trop longue" in _last(_ask(client, "mot " * 1500, []))
+
+
+def test_feedback_is_written_locally_and_the_down_votes_become_draft_questions(
+    chat_url: str, chat_service: ChatService, tmp_path: Path
+) -> None:
+    client = Client(chat_url, verbose=False)
+    question = "Quel est le plafond d’imposition des profits à Hong Kong ?"
+    answer_id = answer_id_of(_last(_ask(client, question, [])))
+    assert answer_id
+    reply = client.predict(answer_id, "down", "La bonne phrase est la deuxième.", api_name="/feedback")
+    assert reply.startswith("Merci")
+    unknown = client.predict("0" * 12, "up", "", api_name="/feedback")
+    assert unknown == "Cette réponse est trop ancienne pour être notée."
+    entries = [e for e in chat_service.feedback.read() if e.answer_id == answer_id]
+    assert len(entries) == 1 and entries[0].vote == "down" and entries[0].question == question
+    assert entries[0].sources and "16,5%" in " ".join(s["quote"] for s in entries[0].sources)
+    drafts = tmp_path / "drafts.jsonl"
+    assert main(["feedback", "--file", str(chat_service.feedback.path), "--export", str(drafts)]) == 0
+    exported = [json.loads(line) for line in drafts.read_text(encoding="utf-8").splitlines()]
+    draft = next(d for d in exported if d["id"] == f"feedback-{answer_id}")
+    assert draft["question"] == question and draft["evidence"] == [] and "deuxième" in draft["note"]
 
 
 def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retriever, server) -> None:  # type: ignore[no-untyped-def]
-    from chatbot.app import ChatService, build_app
+    from chatbot.app import launch
     from chatbot.llm import LLMConfig
 
     server.script = "good"
     config = LLMConfig(url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="scripted", timeout=5)
     service = ChatService(real_retriever.settings, real_retriever, llm=config)
     assert "scripted" in service.mode_label
-    demo = build_app(service).queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    demo, url = launch(service, block=False, quiet=True)
     try:
         client = Client(url, verbose=False)
-        messages = _texts(_ask(client, "Quel est le plafond d’imposition des profits à Hong Kong ?", []))
-        assert "plafonnée à 16,5% sur les profits [1]" in messages[-2]["content"]
-        assert messages[-1]["metadata"]["title"] == "Sources"
+        shown = _last(_ask(client, "Quel est le plafond d’imposition des profits à Hong Kong ?", []))
+        assert "plafonnée à 16,5% sur les profits [1]" in answer_text(shown)
+        assert '<details class="source" data-n="1" open>' in shown
         server.script = "pirate"
-        messages = _texts(_ask(Client(url, verbose=False), "Quel est le plafond d’imposition à Hong Kong ?", []))
-        assert "PIRATÉ" not in messages[-2]["content"]
-        assert "Réponse extraite des articles" in messages[-2]["content"]
+        shown = _last(_ask(Client(url, verbose=False), "Quel est le plafond d’imposition à Hong Kong ?", []))
+        assert "PIRATÉ" not in shown
+        assert "Réponse extraite des articles" in shown
     finally:
         demo.close()
 
@@ -92,9 +127,10 @@ def test_odd_questions_get_an_answer_or_a_short_message_and_nothing_live(chat_ur
     for message in messages:
         content = text_of(message["content"])
         assert "<script" not in content and "<img" not in content  # escaped: shown, never run
+        assert "<a " not in content  # a Markdown link stays text
     assert "&lt;script&gt;" in text_of(user["content"]) or "<" not in question
 
 
 def test_a_100_kb_question_is_refused_in_french_without_error(chat_url: str) -> None:
-    messages = _texts(_ask(Client(chat_url, verbose=False), "Pourquoi ? " * 10_000, []))
-    assert messages[-1]["content"] == "La question est trop longue : raccourcissez-la (2000 caractères au plus)."
+    shown = _last(_ask(Client(chat_url, verbose=False), "Pourquoi ? " * 10_000, []))
+    assert shown == "La question est trop longue : raccourcissez-la (2000 caractères au plus)."

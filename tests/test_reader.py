@@ -140,6 +140,15 @@ def test_a_question_nothing_in_the_passages_anchors_is_declined(retriever: Retri
     assert "no sentence holds the question's words" in result.reason
 
 
+def test_a_follow_up_none_of_whose_words_the_passages_hold_is_declined(retriever: Retriever) -> None:
+    earlier = ["Quel est le plafond de l'imposition sur les profits à Hong Kong ?"]
+    stray = answer(retriever, "Et la recette des crêpes ?", earlier, settings=OPEN)
+    assert stray.abstained and "follow-up" in stray.reason
+    # A follow-up whose word starts a word of the passages («profit» / «profits») is read.
+    kept = answer(retriever, "Et les profits ?", earlier, settings=OPEN)
+    assert not kept.abstained
+
+
 def test_cli_refuses_the_server_reader_without_a_server(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
