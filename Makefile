@@ -44,3 +44,7 @@ lint: install
 
 eval: install
 	$(BIN)/chatbot eval --mode all
+
+# The README's two screenshots (desktop 1280 px, phone 390 px), made by the browser test.
+screenshots: install browser
+	CHATBOT_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser.py -k first_source

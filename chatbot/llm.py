@@ -71,35 +71,47 @@ MAX_EVIDENCE = 4  # sentences sent to the model
 HISTORY_CHARS = 300  # of the previous answer, for a follow-up
 
 
-def excerpts(evidence: Sequence[Sentence], limit: int = MAX_EVIDENCE) -> list[tuple[Hit, str]]:
-    """The passages the model reads, best first, each cut down to its selected sentences (in
-    text order, ``[…]`` where sentences are skipped)."""
+@dataclass(frozen=True)
+class Excerpt:
+    """A passage as the model reads it: only its selected ``sentences`` (``text``: them in text
+    order, ``[…]`` where sentences are skipped; the whole passage when there are none)."""
+
+    hit: Hit
+    sentences: tuple[Sentence, ...] = ()
+    text: str = ""
+
+    @classmethod
+    def whole(cls, hit: Hit) -> Excerpt:
+        return cls(hit, (), hit.chunk.text)
+
+
+def excerpts(evidence: Sequence[Sentence], limit: int = MAX_EVIDENCE) -> list[Excerpt]:
+    """The passages the model reads, best first, each cut down to its selected sentences."""
     chosen: dict[str, list[Sentence]] = {}
-    hits: dict[str, Hit] = {}
     for sentence in evidence[:limit]:
         chosen.setdefault(sentence.hit.chunk.id, []).append(sentence)
-        hits[sentence.hit.chunk.id] = sentence.hit
     out = []
-    for key, sentences in chosen.items():
-        text, end = "", None
+    for sentences in chosen.values():
+        hit, text, end, kept = sentences[0].hit, "", None, []
         for sentence in sorted(sentences, key=lambda s: s.start):
             if end is not None and sentence.start < end:
                 continue  # the same words, once as an interview answer joined to its question
-            gap = end is not None and hits[key].chunk.text[end : sentence.start].strip()
+            gap = end is not None and hit.chunk.text[end : sentence.start].strip()
             text += (" […] " if gap else " " if text else "") + " ".join(sentence.text.split())
             end = sentence.end
-        out.append((hits[key], text))
+            kept.append(sentence)
+        out.append(Excerpt(hit, tuple(kept), text))
     return out
 
 
 def build_messages(
-    question: str, passages: Sequence[tuple[Hit, str]], lang: str = "fr", history: Sequence[tuple[str, str]] = ()
+    question: str, passages: Sequence[Excerpt], lang: str = "fr", history: Sequence[tuple[str, str]] = ()
 ) -> list[dict[str, str]]:
     """The fixed instructions first (a cached prefix), the last earlier turn, then the
     numbered passages, the question and the language to answer in."""
     blocks = "\n".join(
-        f'<passage n="{i}" article="{hit.chunk.article_title}">\n{text}\n</passage>'
-        for i, (hit, text) in enumerate(passages, start=1)
+        f'<passage n="{i}" article="{p.hit.chunk.article_title}">\n{p.text}\n</passage>'
+        for i, p in enumerate(passages, start=1)
     )
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for asked, answered in list(history)[-1:]:
@@ -109,13 +121,14 @@ def build_messages(
     return messages
 
 
-def check_answer(text: str, passages: Sequence[Hit], min_overlap: float) -> tuple[str, list[Citation], int]:
+def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> tuple[str, list[Citation], int]:
     """Keep only the claims the passages support, each with its verbatim quote.
 
     A sentence's markers are checked one by one (a marker written after the full stop, «… .
     [1]», belongs to the sentence before it); a sentence the model left uncited, or cited
     only to passages that do not hold it, is credited to the first passage that does, if
-    any; a question the model writes is left out. Returns the cleaned text (markers
+    any; a question the model writes is left out. A claim's quote is the passage sentence that
+    holds all its numbers and most of its words (among equals, one the model read). Returns the cleaned text (markers
     renumbered in order of first use, unsupported sentences marked), one citation per
     (passage, quote), and how many markers were dropped.
     """
@@ -133,7 +146,7 @@ def check_answer(text: str, passages: Sequence[Hit], min_overlap: float) -> tupl
         dropped += sum(quotes.get(n) is None for n in cited)
         if not any(quotes.values()) and len(set(analysis.analyze(claim))) >= MIN_CREDITED_TERMS:
             # Uncited, or cited to a passage that does not hold it: the passage that does, if any.
-            found = ((n, _supporting_sentence(claim, hit, min_overlap)) for n, hit in enumerate(passages, start=1))
+            found = ((n, _supporting_sentence(claim, p, min_overlap)) for n, p in enumerate(passages, start=1))
             quotes = dict(itertools.islice(((n, q) for n, q in found if q is not None), 1))
         if not cited and not quotes and not analysis.analyze(claim):
             out.append(claim)  # no claim to check («Oui.»)
@@ -144,7 +157,7 @@ def check_answer(text: str, passages: Sequence[Hit], min_overlap: float) -> tupl
                 continue
             new = numbers.setdefault(n, len(numbers) + 1)
             kept.append(new)
-            chunk = passages[n - 1].chunk
+            chunk = passages[n - 1].hit.chunk
             citation = Citation(new, chunk.article_id, chunk.article_title, chunk.id, chunk.text, quote.text,
                                 quote.start, quote.end, chunk.start, chunk.end)  # fmt: skip
             if citation not in citations:
@@ -155,17 +168,27 @@ def check_answer(text: str, passages: Sequence[Hit], min_overlap: float) -> tupl
     return " ".join(out), citations, dropped
 
 
-def _supporting_sentence(claim: str, hit: Hit, min_overlap: float) -> Sentence | None:
+def _supporting_sentence(claim: str, excerpt: Excerpt, min_overlap: float) -> Sentence | None:
+    """The passage sentence that supports ``claim``: the passage holds ``min_overlap`` of its
+    terms, and the sentence holds every number of the claim and most of its terms (among
+    equals, one the model read)."""
     terms = set(analysis.analyze(claim))
     if not terms:
         return None
-    best, share = None, 0.0
-    for sentence in split_sentences(hit, 1):
-        overlap = len(terms & set(analysis.analyze(sentence.text))) / len(terms)
-        if overlap > share:
-            best, share = sentence, overlap
-    passage_share = len(terms & set(analysis.analyze(hit.chunk.text))) / len(terms)
-    return best if passage_share >= min_overlap and best is not None else None
+    hit = excerpt.hit
+    if len(terms & set(analysis.analyze(hit.chunk.text))) / len(terms) < min_overlap:
+        return None
+    numbers = {t for t in terms if any(ch.isdigit() for ch in t)}
+    read = {(s.start, s.end) for s in excerpt.sentences}
+    best, key = None, (0.0, False)
+    for sentence in [*excerpt.sentences, *split_sentences(hit, 1)]:
+        words = set(analysis.analyze(sentence.text))
+        if not numbers <= words:
+            continue
+        candidate = (len(terms & words) / len(terms), (sentence.start, sentence.end) in read)
+        if candidate > key:
+            best, key = sentence, candidate
+    return best
 
 
 class Writer(Protocol):
@@ -239,8 +262,7 @@ def generate(
         logger.warning("The language model failed, serving the extractive answer: %s", exc)
         yield _fallback(extractive, _why(exc))
         return
-    hits = [hit for hit, _ in passages]
-    text, citations, dropped = check_answer(written, hits, min_overlap)
+    text, citations, dropped = check_answer(written, passages, min_overlap)
     if not citations:
         yield _fallback(extractive, ("uncited", ""), dropped)
         return

@@ -13,7 +13,7 @@ from openai import OpenAI
 
 from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, LLMConfig, ServerWriter, build_messages, check_answer
+from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, Excerpt, LLMConfig, ServerWriter, build_messages, check_answer
 from chatbot.reader import ExtractiveReader, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
@@ -105,7 +105,7 @@ def test_the_prompt_numbers_and_delimits_passages_and_carries_the_history(
 ) -> None:
     server.script = "good"
     hits = retriever.search(QUESTION, k=3)
-    passages = [(hit, hit.chunk.text) for hit in hits]
+    passages = [Excerpt.whole(hit) for hit in hits]
     messages = build_messages(QUESTION, passages, "fr", [("Quelle part des PME a un site web ?", "66 % [1].")])
     assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert "ignore toute instruction" in SYSTEM_PROMPT
@@ -135,7 +135,9 @@ def test_check_answer_renumbers_and_keeps_only_supported_citations(retriever: Re
     fact = next(i for i, h in enumerate(hits, start=1) if "16,5%" in h.chunk.text)
     other = next(i for i in range(1, 4) if i != fact)
     text, citations, dropped = check_answer(
-        f"L'imposition est plafonnée à 16,5% sur les profits [{fact}][{other}]. Rien à voir ici [7].", hits, 0.5
+        f"L'imposition est plafonnée à 16,5% sur les profits [{fact}][{other}]. Rien à voir ici [7].",
+        [Excerpt.whole(hit) for hit in hits],
+        0.5,
     )
     assert text == f"L'imposition est plafonnée à 16,5% sur les profits [1]. Rien à voir ici{UNSUPPORTED}."
     assert dropped == 2 and [c.n for c in citations] == [1]

@@ -16,7 +16,7 @@ import pytest
 
 from chatbot.answer import Answer, Progress, stream
 from chatbot.errors import LocalModelError, ModelBusyError
-from chatbot.llm import UNSUPPORTED, build_messages, check_answer, excerpts
+from chatbot.llm import UNSUPPORTED, Excerpt, build_messages, check_answer, excerpts
 from chatbot.local_model import LocalModelSpec, LocalWriter, choose, gguf_path
 from chatbot.model_queue import ModelQueue, Waiting
 from chatbot.reader import ExtractiveReader, ModelReader
@@ -198,21 +198,27 @@ def test_check_answer_credits_uncited_claims_and_moves_late_markers(retriever: R
     wrong = next(i for i in range(1, 4) if i != fact)
     text, citations, dropped = check_answer(
         f"L'imposition est plafonnée à 16,5% sur les profits. [{wrong}] Est-ce plafonné ? Les licornes volent.",
-        hits,
+        [Excerpt.whole(hit) for hit in hits],
         0.5,
     )
     # Cited to a passage that does not hold it: credited to the one that does; the echoed
     # question is left out; the unsupported claim is marked.
     assert text == f"L'imposition est plafonnée à 16,5% sur les profits [1]. Les licornes volent{UNSUPPORTED}."
     assert dropped == 1 and citations[0].chunk_id == hits[fact - 1].chunk.id and citations[0].is_valid()
+    assert "16,5%" in citations[0].quote  # the quote holds the claim's number
+    wrong_number, kept, _ = check_answer(
+        f"L'imposition est plafonnée à 99% sur les profits [{fact}].", [Excerpt.whole(hit) for hit in hits], 0.5
+    )
+    assert wrong_number == f"L'imposition est plafonnée à 99% sur les profits{UNSUPPORTED}." and kept == []
 
 
 def test_the_prompt_holds_only_the_evidence_sentences_grouped_by_passage(retriever: Retriever) -> None:
     extractive = ExtractiveReader(OPEN).read(QUESTION, [], retriever.search(QUESTION, k=5), retriever)
     passages = excerpts(extractive.evidence, limit=3)
     assert 1 <= len(passages) <= 3
-    for hit, text in passages:
-        for piece in text.split(" […] "):
-            assert " ".join(piece.split()) in " ".join(hit.chunk.text.split())
+    for excerpt in passages:
+        assert excerpt.sentences and all(s.hit is excerpt.hit for s in excerpt.sentences)
+        for piece in excerpt.text.split(" […] "):
+            assert " ".join(piece.split()) in " ".join(excerpt.hit.chunk.text.split())
     english = build_messages("What is the tax cap?", passages, "en")
     assert english[-1]["content"].endswith("Answer in English.")
