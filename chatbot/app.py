@@ -668,7 +668,10 @@ def launch(
 ) -> tuple[gr.Blocks, str]:
     """Build the page and serve it (its CSS and scripts included); returns the app and its URL."""
     demo = build_app(service)
-    demo.queue(default_concurrency_limit=4)
+    # A writing reader's own queue shows each user their place and caps the wait, so Gradio
+    # lets enough questions in for it to do so; answers by quotes take milliseconds.
+    queue = getattr(getattr(service.reader, "writer", None), "queue", None)
+    demo.queue(default_concurrency_limit=queue.capacity + 2 if queue is not None else 4)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,

@@ -30,6 +30,18 @@ from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Mode, Settings
 
 
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux; 0 elsewhere)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _median_ms(run: Callable[[str], object], questions: Sequence[str], before: Callable[[], None]) -> float:
     return round(statistics.median(_timings_ms(run, questions, before)), 2)
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from gradio_client import Client  # noqa: E402
 
 from chatbot.app import answer_text, text_of  # noqa: E402
+from chatbot.bench import rss_mb  # noqa: E402
 from chatbot.evaluation import load_questions  # noqa: E402
 
 Conversation = tuple[str, ...]
@@ -180,14 +181,6 @@ def run_load(url: str, items: Sequence[Conversation], users: int, per_user: int,
         seconds=time.perf_counter() - started,
         kinds=tuple(sorted(kinds.items())),
     )
-
-
-def rss_mb() -> float:
-    """This process's resident memory (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from chatbot.answer import answer
+from chatbot.bench import rss_mb
 from chatbot.evaluation import load_questions
 from chatbot.retrieval import Retriever
 
@@ -15,23 +14,16 @@ from .conftest import REPO
 pytestmark = pytest.mark.integration
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
 def test_a_thousand_questions_do_not_grow_memory(real_retriever: Retriever) -> None:
     questions = load_questions(REPO / "evaluation" / "questions.jsonl")
     # Every question different (a numbered variant), so caches fill up and must stay bounded.
     picked = [questions[i % len(questions)] for i in range(1000)]
     asked = [(f"{q.question} (n° {i})", list(q.history)) for i, q in enumerate(picked)]
-    rss = {"start": _rss_mb()}
+    rss = {"start": rss_mb()}
     for i, (question, history) in enumerate(asked, start=1):
         assert answer(real_retriever, question, history).text
         if i in (100, 1000):
-            rss[str(i)] = _rss_mb()
+            rss[str(i)] = rss_mb()
     print("\nRSS (MB) at the start, after 100 and after 1,000 questions:", {k: round(v) for k, v in rss.items()})
     # The first questions fill the bounded caches and the allocator's pools; after that, flat.
     assert rss["1000"] - rss["100"] < 20, rss
