@@ -127,10 +127,10 @@ def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> 
     A sentence's markers are checked one by one (a marker written after the full stop, «… .
     [1]», belongs to the sentence before it); a sentence the model left uncited, or cited
     only to passages that do not hold it, is credited to the first passage that does, if
-    any; a question the model writes is left out. A claim's quote is the passage sentence that
-    holds all its numbers and most of its words (among equals, one the model read). Returns the cleaned text (markers
-    renumbered in order of first use, unsupported sentences marked), one citation per
-    (passage, quote), and how many markers were dropped.
+    any; a question the model writes is left out. A claim's quote is the passage sentence (or
+    two in a row) that holds all its numbers and most of its words, at least ``min_overlap``.
+    Returns the cleaned text (markers renumbered in order of first use, unsupported sentences
+    marked), one citation per (passage, quote), and how many markers were dropped.
     """
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
@@ -169,24 +169,25 @@ def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> 
 
 
 def _supporting_sentence(claim: str, excerpt: Excerpt, min_overlap: float) -> Sentence | None:
-    """The passage sentence that supports ``claim``: the passage holds ``min_overlap`` of its
-    terms, and the sentence holds every number of the claim and most of its terms (among
-    equals, one the model read)."""
+    """The quote that supports ``claim``: a sentence of the passage, or two in a row, holding
+    every number of the claim and at least ``min_overlap`` of its terms; the one holding most
+    (among equals, one the model read, then the shorter)."""
     terms = set(analysis.analyze(claim))
     if not terms:
         return None
     hit = excerpt.hit
-    if len(terms & set(analysis.analyze(hit.chunk.text))) / len(terms) < min_overlap:
-        return None
     numbers = {t for t in terms if any(ch.isdigit() for ch in t)}
     read = {(s.start, s.end) for s in excerpt.sentences}
-    best, key = None, (0.0, False)
-    for sentence in [*excerpt.sentences, *split_sentences(hit, 1)]:
+    singles = split_sentences(hit, 1)
+    pairs = [replace(a, end=b.end, text=hit.chunk.text[a.start : b.end]) for a, b in itertools.pairwise(singles)]
+    best, key = None, (min_overlap, False, -(10**9))
+    for sentence in [*excerpt.sentences, *singles, *pairs]:
         words = set(analysis.analyze(sentence.text))
         if not numbers <= words:
             continue
-        candidate = (len(terms & words) / len(terms), (sentence.start, sentence.end) in read)
-        if candidate > key:
+        share = len(terms & words) / len(terms)
+        candidate = (share, (sentence.start, sentence.end) in read, sentence.start - sentence.end)
+        if candidate > key:  # the first candidate passes only with min_overlap of the terms
             best, key = sentence, candidate
     return best
 

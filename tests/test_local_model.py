@@ -212,6 +212,24 @@ def test_check_answer_credits_uncited_claims_and_moves_late_markers(retriever: R
     assert wrong_number == f"L'imposition est plafonnée à 99% sur les profits{UNSUPPORTED}." and kept == []
 
 
+def test_a_claim_stitched_from_words_of_distant_sentences_is_not_supported() -> None:
+    from chatbot.chunking import Chunk
+    from chatbot.retrieval import Hit
+
+    text = (
+        "Roland Berger a publié une étude. La météo était clémente ce jour-là. "
+        "Les chats dorment beaucoup. Seulement 30% des PME sont sur les réseaux sociaux."
+    )
+    hit = Hit(Chunk(id="a:0", article_id="a", article_title="T", position=0, start=0, end=len(text), text=text), 1.0, 1)
+    invented, kept, _ = check_answer("Roland Berger utilise les réseaux sociaux [1].", [Excerpt.whole(hit)], 0.5)
+    assert kept == [] and invented.endswith(f"{UNSUPPORTED}.")
+    # Two sentences in a row may support one claim together: the quote spans both.
+    _joined, kept, _ = check_answer(
+        "Les chats dorment et 30% des PME sont sur les réseaux [1].", [Excerpt.whole(hit)], 0.5
+    )
+    assert kept and kept[0].quote == "Les chats dorment beaucoup. Seulement 30% des PME sont sur les réseaux sociaux."
+
+
 def test_the_prompt_holds_only_the_evidence_sentences_grouped_by_passage(retriever: Retriever) -> None:
     extractive = ExtractiveReader(OPEN).read(QUESTION, [], retriever.search(QUESTION, k=5), retriever)
     passages = excerpts(extractive.evidence, limit=3)
