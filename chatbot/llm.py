@@ -40,6 +40,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 # A claim the model did not cite is credited to a passage only if it says something (a word
 # or two, «PIRATÉ», may be in a passage without the claim being a fact from it).
 MIN_CREDITED_TERMS = 3
+# Share of the words a claim takes from the question that its quote (with the sentence before
+# it) must hold: what the claim says about the question's subject must be in the evidence.
+ECHO_SHARE = 2 / 3
 _LATE_MARKERS = re.compile(r"([.!?…]+)((?:\s*\[\d+\])+)")
 _TRAILING = re.compile(r"(.*?)\s*([.!?…]*)$", re.S)
 
@@ -121,7 +124,9 @@ def build_messages(
     return messages
 
 
-def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> tuple[str, list[Citation], int]:
+def check_answer(
+    text: str, passages: Sequence[Excerpt], min_overlap: float, question: str = ""
+) -> tuple[str, list[Citation], int]:
     """Keep only the claims the passages support, each with its verbatim quote.
 
     A sentence's markers are checked one by one (a marker written after the full stop, «… .
@@ -132,6 +137,8 @@ def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> 
     Returns the cleaned text (markers renumbered in order of first use, unsupported sentences
     marked), one citation per (passage, quote), and how many markers were dropped.
     """
+    # An English question's words cannot be looked for in French quotes.
+    asked = frozenset(analysis.analyze(question)) if analysis.detect_language(question) == "fr" else frozenset()
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
     dropped = 0
@@ -142,11 +149,13 @@ def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> 
         if not claim or claim.endswith("?"):
             continue  # stray markers; a question (the model echoing it) is no answer
         cited = list(dict.fromkeys(int(m) for m in _MARKER.findall(sentence)))
-        quotes = {n: _supporting_sentence(claim, passages[n - 1], min_overlap) for n in cited if 0 < n <= len(passages)}
+        quotes = {
+            n: _supporting_sentence(claim, passages[n - 1], min_overlap, asked) for n in cited if 0 < n <= len(passages)
+        }
         dropped += sum(quotes.get(n) is None for n in cited)
         if not any(quotes.values()) and len(set(analysis.analyze(claim))) >= MIN_CREDITED_TERMS:
             # Uncited, or cited to a passage that does not hold it: the passage that does, if any.
-            found = ((n, _supporting_sentence(claim, p, min_overlap)) for n, p in enumerate(passages, start=1))
+            found = ((n, _supporting_sentence(claim, p, min_overlap, asked)) for n, p in enumerate(passages, start=1))
             quotes = dict(itertools.islice(((n, q) for n, q in found if q is not None), 1))
         if not cited and not quotes and not analysis.analyze(claim):
             out.append(claim)  # no claim to check («Oui.»)
@@ -168,15 +177,20 @@ def check_answer(text: str, passages: Sequence[Excerpt], min_overlap: float) -> 
     return " ".join(out), citations, dropped
 
 
-def _supporting_sentence(claim: str, excerpt: Excerpt, min_overlap: float) -> Sentence | None:
+def _supporting_sentence(
+    claim: str, excerpt: Excerpt, min_overlap: float, asked: frozenset[str] = frozenset()
+) -> Sentence | None:
     """The quote that supports ``claim``: a sentence of the passage, or two in a row, holding
-    every number of the claim and at least ``min_overlap`` of its terms; the one holding most
-    (among equals, one the model read, then the shorter)."""
+    every number of the claim and at least ``min_overlap`` of its terms, and whose words, with
+    the sentence before it, hold two thirds of the words the claim takes from the question
+    (``asked``): «Huawei compte 100 millions d'employés» is not supported by a sentence on
+    100 million smartphones. The one holding most wins (among equals, one the model read, then the shorter)."""
     terms = set(analysis.analyze(claim))
     if not terms:
         return None
     hit = excerpt.hit
     numbers = {t for t in terms if any(ch.isdigit() for ch in t)}
+    echoed = terms & asked
     read = {(s.start, s.end) for s in excerpt.sentences}
     singles = split_sentences(hit, 1)
     pairs = [replace(a, end=b.end, text=hit.chunk.text[a.start : b.end]) for a, b in itertools.pairwise(singles)]
@@ -187,8 +201,14 @@ def _supporting_sentence(claim: str, excerpt: Excerpt, min_overlap: float) -> Se
             continue
         share = len(terms & words) / len(terms)
         candidate = (share, (sentence.start, sentence.end) in read, sentence.start - sentence.end)
-        if candidate > key:  # the first candidate passes only with min_overlap of the terms
-            best, key = sentence, candidate
+        if candidate <= key:  # the first candidate passes only with min_overlap of the terms
+            continue
+        if echoed:
+            before = max((s.start for s in singles if s.end <= sentence.start), default=sentence.start)
+            context = words | set(analysis.analyze(hit.chunk.text[before : sentence.start]))
+            if len(echoed & context) < ECHO_SHARE * len(echoed):
+                continue
+        best, key = sentence, candidate
     return best
 
 
@@ -263,7 +283,7 @@ def generate(
         logger.warning("The language model failed, serving the extractive answer: %s", exc)
         yield _fallback(extractive, _why(exc))
         return
-    text, citations, dropped = check_answer(written, passages, min_overlap)
+    text, citations, dropped = check_answer(written, passages, min_overlap, extractive.question)
     if not citations:
         yield _fallback(extractive, ("uncited", ""), dropped)
         return
