@@ -32,12 +32,14 @@ WATCH = """() => {
   window.__seen = {start: performance.now(), progress: null, answer: null, statuses: []};
   new MutationObserver(() => {
     const box = document.querySelector('#conversation');
-    const status = box?.querySelector('.progress');
-    if (status && window.__seen.progress === null) window.__seen.progress = performance.now();
-    if (status && !window.__seen.statuses.includes(status.textContent)) window.__seen.statuses.push(status.textContent);
+    const shown = [...document.querySelectorAll('#chat-status:not([hidden]), #conversation .progress')];
+    if (shown.length && window.__seen.progress === null) window.__seen.progress = performance.now();
+    for (const status of shown) {
+      if (!window.__seen.statuses.includes(status.textContent)) window.__seen.statuses.push(status.textContent);
+    }
     const done = box?.querySelectorAll('.copy-answer').length || 0;
     if (done > (window.__seen.before || 0) && window.__seen.answer === null) window.__seen.answer = performance.now();
-  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+  }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
   window.__seen.before = document.querySelectorAll('#conversation .copy-answer').length;
 }"""
 
@@ -72,9 +74,9 @@ def page(request: pytest.FixtureRequest, browser: Any, chat_url: str) -> Iterato
 
 def _ask(page: Any, question: str) -> dict[str, Any]:
     """Ask in the question box, wait for the finished answer; the times seen by the page."""
-    page.evaluate(WATCH)
     box = page.locator("#question textarea")
     box.fill(question)
+    page.evaluate(WATCH)  # from Enter: typing is the user's time
     box.press("Enter")
     page.wait_for_function("window.__seen.answer !== null", timeout=60_000)
     seen: dict[str, Any] = page.evaluate("window.__seen")
