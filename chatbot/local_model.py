@@ -8,6 +8,7 @@ assembled file's size and sha256 are pinned here and anything else is refused.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import importlib.util
@@ -231,7 +232,17 @@ class LocalModel:
                     raise LocalModelError(f"llama.cpp cannot load {path}: {exc}") from exc
                 self.load_s = time.perf_counter() - started
                 logger.info("Local model %s loaded in %.1f s", self.spec.name, self.load_s)
+                # Freed before the interpreter tears its modules down (llama.cpp's own
+                # finaliser fails then, with a traceback at exit).
+                atexit.register(self.close)
             return self._llama
+
+    def close(self) -> None:
+        """Free the model (it loads again on next use)."""
+        with self._load_lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
 
     def tokens(self, messages: Sequence[dict[str, str]]) -> int:
         """How many tokens the chat template makes of ``messages`` (the prompt the model reads)."""
