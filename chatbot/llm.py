@@ -24,6 +24,7 @@ from chatbot import analysis
 from chatbot.answer import Answer, Citation, Progress, Sentence, split_sentences
 from chatbot.errors import ChatbotError
 from chatbot.model_queue import Waiting
+from chatbot.question import analyze_question
 from chatbot.retrieval import Hit
 
 logger = logging.getLogger(__name__)
@@ -265,6 +266,11 @@ def generate(
     """
     if extractive.abstained or not extractive.evidence:
         yield extractive  # nothing retrieved supports an answer: the model is not asked to guess
+        return
+    if analyze_question(extractive.question).keyword:
+        # A bare name («Clever Age») asks for the sentences that hold it, which the extractive
+        # answer quotes first; asked to answer it, the model writes a definition it invents.
+        yield extractive
         return
     from openai import OpenAIError
 

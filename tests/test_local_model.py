@@ -151,6 +151,13 @@ def test_the_local_reader_writes_a_checked_answer_from_a_short_prompt(retriever:
     assert prompt.count("<passage") <= 4 and prompt.endswith("Réponds en français.")
 
 
+def test_a_bare_keyword_query_is_answered_with_the_sentences_that_hold_it(retriever: Retriever) -> None:
+    model = SlowModel()
+    result = list(stream(retriever, "LinkedIn", [], reader=_reader(model, ModelQueue())))[-1]
+    assert isinstance(result, Answer) and result.mode == "extractive" and result.note == ""
+    assert "LinkedIn" in result.citations[0].quote and model.prompts == []  # the model was not asked
+
+
 def test_one_model_answers_one_question_at_a_time_and_the_others_see_their_place(retriever: Retriever) -> None:
     model = SlowModel(delay=0.02)
     reader = _reader(model, ModelQueue(capacity=8, max_wait_s=30))
