@@ -110,6 +110,20 @@ def test_reader_held_out_set_declines_what_the_articles_do_not_answer(real_retri
     assert all(a.reason for a in answers if a.abstained)
 
 
+def test_the_written_answer_held_out_set_stays_above_its_floor(real_retriever: Retriever) -> None:
+    """The set written for the model readers, read here by the extractive reader they fall back to."""
+    from chatbot.answer import answer
+    from chatbot.evaluation import answer_metrics
+
+    questions = load_questions(REPO / "evaluation" / "writer_holdout.jsonl")
+    floor = _floor("writer_holdout.jsonl")
+    metrics = answer_metrics(questions, [answer(real_retriever, q.question, q.history) for q in questions])
+    assert metrics["citation_valid_rate"] == 1.0
+    assert metrics["answer_evidence_rate"] >= floor["answer_evidence_rate"]
+    assert metrics["abstain_correct"] >= floor["abstain_correct"]
+    assert metrics["abstain_false"] <= floor["abstain_false"]
+
+
 def test_held_out_answers_cite_verbatim_and_stay_above_their_floor(real_retriever: Retriever) -> None:
     from chatbot.answer import answer
     from chatbot.evaluation import answer_metrics
