@@ -36,6 +36,7 @@ from chatbot.errors import (
 )
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.llm import LLMConfig
+from chatbot.local_model import LocalWriter
 from chatbot.reader import ModelReader, Reader, make_reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
@@ -224,6 +225,7 @@ class ChatService:
         self._retriever = retriever
         self._lock = threading.Lock()
         self._articles: dict[str, Article] | None = None
+        self._positions: dict[str, tuple[int, int]] | None = None
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
     def warm_in_background(self) -> None:
@@ -259,8 +261,8 @@ class ChatService:
     def stream(
         self, question: str, history: list[str], turns: list[tuple[str, str]], k: int, mode: str
     ) -> Iterator[Progress | str | Answer]:
-        """Progress, partial texts, then the final answer: the model's when a model writes."""
-        yield Progress("search")
+        """Progress after the search (:func:`respond` shows the search itself), partial texts,
+        then the final answer: the model's when a model writes."""
         extractive = self.ask(question, history, k, mode)
         if not isinstance(self.reader, ModelReader):
             yield extractive
@@ -311,8 +313,14 @@ class ChatService:
                 return {}
         return self._articles
 
-    def passages_in(self, article_id: str) -> int:
-        return sum(c.article_id == article_id for c in self.retriever.chunks)
+    def passage_of(self, chunk_id: str) -> tuple[int, int]:
+        """Where a passage sits in its article: (its number from 1, the article's passages),
+        from the index, counted once."""
+        if self._positions is None:
+            chunks = self.retriever.chunks
+            counts = collections.Counter(c.article_id for c in chunks)
+            self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
+        return self._positions.get(chunk_id, (1, 1))
 
     @property
     def mode_label(self) -> str:
@@ -464,7 +472,8 @@ def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
         for i, (n, cited) in enumerate(result.sources()):
             first = cited[0]
             spans = [(c.quote_start, c.quote_end) for c in cited]
-            where = words["passage"].format(k=_position(first.chunk_id), total=service.passages_in(first.article_id))
+            k, total = service.passage_of(first.chunk_id)
+            where = words["passage"].format(k=k, total=total)
             in_article = [(first.chunk_start + start, first.chunk_start + end) for start, end in spans]
             parts.append(
                 f'<details class="source" data-n="{n}"{" open" if i == 0 else ""}>'
@@ -483,7 +492,8 @@ def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
 
 def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
     chunk = sentence.hit.chunk
-    where = TEXT[lang]["passage"].format(k=_position(chunk.id), total=service.passages_in(chunk.article_id))
+    k, total = service.passage_of(chunk.id)
+    where = TEXT[lang]["passage"].format(k=k, total=total)
     return (
         f'<details class="source closest" data-n="0" open><summary>{TEXT[lang]["closest_label"]} : '
         f"{shown(chunk.article_title)} — {where}</summary>"
@@ -491,11 +501,6 @@ def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
         f"{_open_button(chunk.article_id, [(chunk.start + sentence.start, chunk.start + sentence.end)], lang)}"
         "</details>"
     )
-
-
-def _position(chunk_id: str) -> int:
-    tail = chunk_id.rsplit(":", 1)[-1]
-    return int(tail) + 1 if tail.isdigit() else 1
 
 
 def render_progress(progress: Progress, lang: str, partial: str = "") -> str:
@@ -703,8 +708,8 @@ def launch(
     demo = build_app(service)
     # A writing reader's own queue shows each user their place and caps the wait, so Gradio
     # lets enough questions in for it to do so; answers by quotes take milliseconds.
-    queue = getattr(getattr(service.reader, "writer", None), "queue", None)
-    demo.queue(default_concurrency_limit=queue.capacity + 2 if queue is not None else 4)
+    writer = service.reader.writer if isinstance(service.reader, ModelReader) else None
+    demo.queue(default_concurrency_limit=writer.queue.capacity + 2 if isinstance(writer, LocalWriter) else 4)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,

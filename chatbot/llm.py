@@ -22,7 +22,7 @@ from typing import Protocol
 
 from chatbot import analysis
 from chatbot.answer import Answer, Citation, Progress, Sentence, split_sentences
-from chatbot.errors import ChatbotError
+from chatbot.errors import ChatbotError, ModelBusyError
 from chatbot.model_queue import Waiting
 from chatbot.question import analyze_question
 from chatbot.retrieval import Hit
@@ -149,16 +149,17 @@ def check_answer(
         claim = _MARKER.sub("", sentence).strip()
         if not claim or claim.endswith("?"):
             continue  # stray markers; a question (the model echoing it) is no answer
+        terms = frozenset(analysis.analyze(claim))
         cited = list(dict.fromkeys(int(m) for m in _MARKER.findall(sentence)))
         quotes = {
-            n: _supporting_sentence(claim, passages[n - 1], min_overlap, asked) for n in cited if 0 < n <= len(passages)
+            n: _supporting_sentence(terms, passages[n - 1], min_overlap, asked) for n in cited if 0 < n <= len(passages)
         }
         dropped += sum(quotes.get(n) is None for n in cited)
-        if not any(quotes.values()) and len(set(analysis.analyze(claim))) >= MIN_CREDITED_TERMS:
+        if not any(quotes.values()) and len(terms) >= MIN_CREDITED_TERMS:
             # Uncited, or cited to a passage that does not hold it: the passage that does, if any.
-            found = ((n, _supporting_sentence(claim, p, min_overlap, asked)) for n, p in enumerate(passages, start=1))
+            found = ((n, _supporting_sentence(terms, p, min_overlap, asked)) for n, p in enumerate(passages, start=1))
             quotes = dict(itertools.islice(((n, q) for n, q in found if q is not None), 1))
-        if not cited and not quotes and not analysis.analyze(claim):
+        if not cited and not quotes and not terms:
             out.append(claim)  # no claim to check («Oui.»)
             continue
         kept = []
@@ -179,14 +180,14 @@ def check_answer(
 
 
 def _supporting_sentence(
-    claim: str, excerpt: Excerpt, min_overlap: float, asked: frozenset[str] = frozenset()
+    terms: frozenset[str], excerpt: Excerpt, min_overlap: float, asked: frozenset[str] = frozenset()
 ) -> Sentence | None:
-    """The quote that supports ``claim``: a sentence of the passage, or two in a row, holding
-    every number of the claim and at least ``min_overlap`` of its terms, and whose words, with
-    the sentence before it, hold two thirds of the words the claim takes from the question
-    (``asked``): «Huawei compte 100 millions d'employés» is not supported by a sentence on
-    100 million smartphones. The one holding most wins (among equals, one the model read, then the shorter)."""
-    terms = set(analysis.analyze(claim))
+    """The quote that supports a claim (its analysed ``terms``): a sentence of the passage, or
+    two in a row, holding every number of the claim and at least ``min_overlap`` of its terms,
+    and whose words, with the sentence before it, hold two thirds of the words the claim takes
+    from the question (``asked``): «Huawei compte 100 millions d'employés» is not supported by
+    a sentence on 100 million smartphones. The one holding most wins (among equals, one the
+    model read, then the shorter)."""
     if not terms:
         return None
     hit = excerpt.hit
@@ -318,8 +319,6 @@ WHY = {
 
 
 def _why(exc: Exception) -> tuple[str, str]:
-    from chatbot.errors import ModelBusyError
-
     if isinstance(exc, ModelBusyError):
         return "busy", str(exc)
     if isinstance(exc, TimeoutError):

@@ -198,17 +198,22 @@ def import_llama() -> Any:
     return llama_cpp
 
 
+def _threads() -> int:
+    """llama.cpp's threads: the machine's cores, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 class LocalModel:
     """One llama.cpp model in this process, loaded on first use and kept warm.
 
-    It writes one answer at a time (``lock``); :class:`chatbot.model_queue.ModelQueue` orders
-    the questions waiting for it.
+    It must write one answer at a time: :class:`LocalWriter` lets questions in one by one
+    through a :class:`chatbot.model_queue.ModelQueue`.
     """
 
     def __init__(self, spec: LocalModelSpec, n_ctx: int = 4096, threads: int | None = None) -> None:
         self.spec = spec
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(os.cpu_count() or 1, 8))
+        self.threads = threads or _threads()
         self.load_s: float | None = None
         self._llama: Any = None
         self._load_lock = threading.Lock()
@@ -330,6 +335,6 @@ def serve(spec: LocalModelSpec, host: str, port: int, n_ctx: int = 4096, threads
         raise LocalModelError("The model server needs llama-cpp-python[server]: pip install '.[local]'.") from exc
     sys.argv = [
         "llama_cpp.server", "--model", str(path), "--host", host, "--port", str(port), "--n_ctx", str(n_ctx),
-        "--n_threads", str(threads or max(1, min(os.cpu_count() or 1, 8))), "--model_alias", spec.name,
+        "--n_threads", str(threads or _threads()), "--model_alias", spec.name,
     ]  # fmt: skip
     main()

@@ -44,10 +44,6 @@ class ModelQueue:
         with self._changed:
             return max(len(self._line) - 1, 0)
 
-    def typical_s(self) -> float:
-        with self._changed:
-            return sum(self._recent) / len(self._recent)
-
     def join(self) -> object:
         """Take a place in line.
 
@@ -70,10 +66,9 @@ class ModelQueue:
         deadline = time.monotonic() + self.max_wait_s
         with self._changed:
             while (position := self._line.index(ticket)) > 0:
-                now = time.monotonic()
-                if now >= deadline:
+                if time.monotonic() >= deadline:
                     raise ModelBusyError(f"waited {self.max_wait_s:.0f} s for the model")
-                expected = position * sum(self._recent) / len(self._recent)
+                expected = position * sum(self._recent) / len(self._recent)  # answers ahead × mean time
                 self._changed.release()
                 try:
                     yield Waiting(position, expected)

@@ -332,8 +332,8 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     if answerable < threshold and not any(reading.literal):
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
     best = evidence[0]
-    chosen = list(itertools.takewhile(lambda s: s.score >= best.score - settings.margin, evidence))
-    chosen = chosen[: settings.max_sentences]
+    close = itertools.takewhile(lambda s: s.score >= best.score - settings.margin, evidence)
+    chosen = list(itertools.islice(close, settings.max_sentences))
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
     return replace(composed, evidence=tuple(evidence))
 

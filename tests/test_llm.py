@@ -13,7 +13,7 @@ from openai import OpenAI
 
 from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, Excerpt, LLMConfig, ServerWriter, build_messages, check_answer
+from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, Excerpt, LLMConfig, ServerWriter, build_messages
 from chatbot.reader import ExtractiveReader, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
@@ -128,20 +128,6 @@ def test_the_scripted_server_also_answers_without_streaming(server: ScriptedServ
         model="m", messages=[{"role": "user", "content": "x"}]
     )
     assert reply.choices[0].message.content == "Les passages ne disent rien des licornes."
-
-
-def test_check_answer_renumbers_and_keeps_only_supported_citations(retriever: Retriever) -> None:
-    hits = retriever.search(QUESTION, k=3)
-    fact = next(i for i, h in enumerate(hits, start=1) if "16,5%" in h.chunk.text)
-    other = next(i for i in range(1, 4) if i != fact)
-    text, citations, dropped = check_answer(
-        f"L'imposition est plafonnée à 16,5% sur les profits [{fact}][{other}]. Rien à voir ici [7].",
-        [Excerpt.whole(hit) for hit in hits],
-        0.5,
-    )
-    assert text == f"L'imposition est plafonnée à 16,5% sur les profits [1]. Rien à voir ici{UNSUPPORTED}."
-    assert dropped == 2 and [c.n for c in citations] == [1]
-    assert citations[0].quote in citations[0].text
 
 
 def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
