@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import unicodedata
 
 import Stemmer
@@ -47,9 +48,16 @@ def detect_language(text: str) -> str:
     return "en" if english > french else "fr"
 
 
-@functools.lru_cache(maxsize=1)
+_PER_THREAD = threading.local()
+
+
 def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("french")
+    """This thread's French stemmer: a PyStemmer object keeps its work in itself and is not
+    safe to share between threads (the chat answers several users at once)."""
+    stemmer: Stemmer.Stemmer | None = getattr(_PER_THREAD, "stemmer", None)
+    if stemmer is None:
+        stemmer = _PER_THREAD.stemmer = Stemmer.Stemmer("french")
+    return stemmer
 
 
 def words(text: str) -> list[str]:

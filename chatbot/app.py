@@ -25,7 +25,9 @@ import gradio as gr
 
 from chatbot.analysis import detect_language
 from chatbot.answer import Answer, Progress, Sentence, answer
-from chatbot.corpus import Article, load_corpus
+from chatbot.chunking import Chunk
+from chatbot.conversation import Turn, asked_before, exchanges
+from chatbot.corpus import load_corpus
 from chatbot.errors import (
     ChatbotError,
     CorpusError,
@@ -35,6 +37,7 @@ from chatbot.errors import (
     QuestionTooLongError,
 )
 from chatbot.feedback import Feedback, FeedbackLog
+from chatbot.index import article_text_from_chunks
 from chatbot.llm import LLMConfig
 from chatbot.local_model import LocalWriter
 from chatbot.reader import ModelReader, Reader, make_reader
@@ -206,10 +209,27 @@ class Shown:
     result: Answer
 
 
+@dataclass(frozen=True)
+class IndexedArticle:
+    """An article as the index holds it: the text its passages' offsets point into. ``stale``:
+    the corpus file changed or went since the index was built, so the text is rebuilt from the
+    index's passages (the spaces between them guessed)."""
+
+    id: str
+    title: str
+    text: str
+    stale: bool = False
+
+
 class ChatService:
     """One retriever per process, loaded on first use and shared by every conversation; the
     reader that answers (extractive unless another is given; ``llm`` gives the server reader);
-    the articles for the article view; the answers shown, for feedback."""
+    the articles for the article view, as indexed; the answers shown, for feedback.
+
+    Thread-safe: one lock loads the retriever, one serialises reading (the embedding model),
+    one guards the answers shown (a vote never waits for someone's answer), one the lazy
+    views of the index (articles, passage positions), each built once.
+    """
 
     def __init__(
         self,
@@ -223,8 +243,11 @@ class ChatService:
         self.reader = reader or make_reader(None, llm)
         self.feedback = feedback or FeedbackLog()
         self._retriever = retriever
-        self._lock = threading.Lock()
-        self._articles: dict[str, Article] | None = None
+        self._load_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._shown_lock = threading.Lock()
+        self._views_lock = threading.Lock()
+        self._articles: dict[str, IndexedArticle] | None = None
         self._positions: dict[str, tuple[int, int]] | None = None
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
@@ -244,7 +267,7 @@ class ChatService:
 
     @property
     def retriever(self) -> Retriever:
-        with self._lock:
+        with self._load_lock:
             if self._retriever is None:
                 self._retriever = Retriever(self.settings)
             return self._retriever
@@ -253,7 +276,7 @@ class ChatService:
         """The extractive answer (retrieval included): the answer, or a writing reader's fallback."""
         retriever = self.retriever
         extractive: Reader = self.reader.extractive if isinstance(self.reader, ModelReader) else self.reader
-        with self._lock:  # the embedding model is not guaranteed thread-safe
+        with self._read_lock:  # the embedding model is not guaranteed thread-safe
             return answer(
                 retriever, question, history, k=int(k), mode=mode if mode in MODES else None, reader=extractive
             )  # type: ignore[arg-type]
@@ -273,7 +296,7 @@ class ChatService:
     def remember(self, question: str, history: list[str], result: Answer) -> str:
         """Keep a shown answer (the most recent ones) and return its id."""
         answer_id = uuid.uuid4().hex[:12]
-        with self._lock:
+        with self._shown_lock:
             self._shown[answer_id] = Shown(question, tuple(history), result)
             while len(self._shown) > REMEMBERED:
                 self._shown.popitem(last=False)
@@ -287,7 +310,7 @@ class ChatService:
             ValueError: the vote is not up, down or empty.
             OSError: the feedback file cannot be written.
         """
-        with self._lock:
+        with self._shown_lock:
             shown = self._shown[answer_id]
         result = shown.result
         entry = Feedback(
@@ -303,24 +326,50 @@ class ChatService:
         self.feedback.append(entry)
         return entry
 
-    def articles(self) -> dict[str, Article]:
-        """The corpus's articles by id, read once."""
-        if self._articles is None:
-            try:
-                self._articles = load_corpus(self.settings.corpus_dir).by_id()
-            except CorpusError as exc:
-                logger.warning("The articles cannot be read for the article view: %s", exc)
-                return {}
-        return self._articles
+    def articles(self) -> dict[str, IndexedArticle]:
+        """The indexed articles by id, with the text the index was built from (so that the
+        quotes' offsets fall on the quoted words), made once; empty while there is no index."""
+        with self._views_lock:
+            if self._articles is None:
+                try:
+                    self._articles = self._indexed_articles()
+                except ChatbotError as exc:
+                    logger.warning("The articles cannot be shown: %s", exc)
+                    return {}
+            return self._articles
+
+    def _indexed_articles(self) -> dict[str, IndexedArticle]:
+        """The corpus file's text where it is still the indexed one (same content hash), else
+        the text rebuilt from the index's passages."""
+        index = self.retriever.index
+        try:
+            on_disk = load_corpus(self.settings.corpus_dir).by_id()
+        except CorpusError as exc:
+            logger.warning("The corpus cannot be read; the articles are shown from the index: %s", exc)
+            on_disk = {}
+        passages: dict[str, list[Chunk]] = {}
+        for chunk in index.chunks:
+            passages.setdefault(chunk.article_id, []).append(chunk)
+        stored = index.manifest["articles"]
+        views: dict[str, IndexedArticle] = {}
+        for article_id, chunks in passages.items():
+            article = on_disk.get(article_id)
+            if article is not None and article.content_hash == stored.get(article_id, {}).get("hash"):
+                views[article_id] = IndexedArticle(article_id, article.title, article.text)
+            else:
+                text = article_text_from_chunks(chunks)
+                views[article_id] = IndexedArticle(article_id, chunks[0].article_title, text, stale=True)
+        return views
 
     def passage_of(self, chunk_id: str) -> tuple[int, int]:
         """Where a passage sits in its article: (its number from 1, the article's passages),
         from the index, counted once."""
-        if self._positions is None:
-            chunks = self.retriever.chunks
-            counts = collections.Counter(c.article_id for c in chunks)
-            self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
-        return self._positions.get(chunk_id, (1, 1))
+        with self._views_lock:
+            if self._positions is None:
+                chunks = self.retriever.chunks
+                counts = collections.Counter(c.article_id for c in chunks)
+                self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
+            return self._positions.get(chunk_id, (1, 1))
 
     @property
     def mode_label(self) -> str:
@@ -367,39 +416,32 @@ def _attr(text: str) -> str:
 
 _ANSWER_TEXT = re.compile(r'<p class="answer-text"[^>]*>(.*?)</p>', re.S)
 _TAG = re.compile(r"<[^>]+>")
-_ANSWER_ID = re.compile(r'data-answer="([0-9a-f]+)"')
 
 
 def answer_text(content: Any) -> str:
-    """The answer's own words from a chat message (no sources, no buttons), as plain text."""
+    """The answer's own words in a chat message as a client of the page sees it (tests, the
+    load test), as plain text. The chat itself never reads its messages back: its memory is
+    the conversation's :class:`Turn` list (:func:`respond`)."""
     raw = text_of(content)
     match = _ANSWER_TEXT.search(raw)
     return html.unescape(_TAG.sub("", match.group(1) if match else raw)).strip()
 
 
-def answer_id_of(content: Any) -> str | None:
-    match = _ANSWER_ID.search(text_of(content))
-    return match.group(1) if match else None
+def shown_turns(turns: Sequence[Turn] | None, history: Sequence[dict[str, Any]]) -> list[Turn]:
+    """The turns of the conversation on screen, one per user message: a client that starts
+    again with a shorter history (``[]``: a new conversation) drops the turns it left; a
+    question whose turn never came back (stopped) counts as one without an answer."""
+    asked = sum(1 for m in history if m.get("role") == "user")
+    kept = list(turns or ())[:asked]
+    return kept + [Turn("")] * (asked - len(kept))
 
 
-def previous_turns(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(question, answer) pairs of the conversation, for the language model."""
-    turns: list[tuple[str, str]] = []
-    for message in history:
-        if message.get("metadata"):
-            continue
-        if message.get("role") == "user":
-            turns.append((html.unescape(text_of(message.get("content"))), ""))
-        elif turns and not turns[-1][1]:
-            turns[-1] = (turns[-1][0], answer_text(message.get("content")))
-    return [t for t in turns if t[1]]
-
-
-def previous_questions(history: list[dict[str, Any]]) -> list[str]:
-    """The user's earlier questions, as typed."""
-    return [
-        html.unescape(text_of(m.get("content"))) for m in history if m.get("role") == "user" and not m.get("metadata")
-    ]
+def turn_at(turns: Sequence[Turn], history: Sequence[dict[str, Any]], index: int) -> Turn | None:
+    """The turn whose reply is message ``index`` of the conversation shown, if there is one."""
+    if not 0 <= index < len(history) or history[index].get("role") != "assistant":
+        return None
+    asked = sum(1 for m in history[:index] if m.get("role") == "user")
+    return turns[asked - 1] if 0 < asked <= len(turns) else None
 
 
 def _marked(text: str, spans: list[tuple[int, int]]) -> str:
@@ -516,38 +558,58 @@ def render_progress(progress: Progress, lang: str, partial: str = "") -> str:
     return f'<div class="answer" lang="{lang}">{text}<p class="progress" role="status">{status}</p></div>'
 
 
+STALE_ARTICLE = (
+    "Cet article a changé depuis la construction de l’index : voici le texte indexé, celui que "
+    "citent les réponses (relancez « chatbot index » pour le mettre à jour)."
+)
+
+
 def render_article(service: ChatService, article_id: str, spans: Sequence[tuple[int, int]] = ()) -> str:
-    """A whole article, escaped, in a scroll box; the quoted ``spans`` (offsets in the article
-    text) in ``<mark>``, those that no longer fit it left out."""
+    """A whole article as indexed, escaped, in a scroll box; the quoted ``spans`` (offsets in
+    the article text) in ``<mark>``, those that do not fit it left out."""
     article = service.articles().get(article_id)
     if article is None:
         return "<p>Cet article n’est plus dans le corpus.</p>"
     text = article.text
     fitting = [(start, end) for start, end in spans if 0 <= start < end <= len(text)]
+    note = f'<p class="note stale">{shown(STALE_ARTICLE)}</p>' if article.stale else ""
     return (
         f'<div class="article-scroll" tabindex="0" role="region" aria-label="Article : {_attr(article.title)}">'
-        f'<article lang="fr"><h2>{shown(article.title)}</h2>'
+        f'<article lang="fr"><h2>{shown(article.title)}</h2>{note}'
         f'<div class="article-text">{_marked(text, fitting)}</div></article></div>'
     )
 
 
+Reply = tuple[str, list[dict[str, Any]], list[Turn]]
+"""What :func:`respond` yields: the question box, the messages shown, the conversation's turns."""
+
+
 def respond(
-    service: ChatService, message: str, history: list[dict[str, Any]], k: float, mode: str
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    service: ChatService,
+    message: str,
+    history: list[dict[str, Any]],
+    turns: Sequence[Turn] | None,
+    k: float,
+    mode: str,
+) -> Iterator[Reply]:
     """Show that work started at once, what is happening, the answer as it is written, then
-    the answer with its sources."""
+    the answer with its sources. ``turns`` is the conversation so far (the chat's state); the
+    messages are only shown, never read back. A refused question joins the turns as refused:
+    the questions after it are asked without it."""
     question = text_of(message)
     history = list(history or [])
-    asked, turns = previous_questions(history), previous_turns(history)
+    earlier = shown_turns(turns, history)
+    asked = asked_before(earlier)
     lang = detect_language(question) if question.strip() else "fr"
     lang = lang if lang in TEXT else "fr"
     history.append({"role": "user", "content": shown(question)})
     history.append({"role": "assistant", "content": render_progress(Progress("search"), lang)})
-    yield "", history
+    # Until its answer is shown the turn is neither context nor votable (Stop may end it here).
+    yield "", history, [*earlier, Turn(question)]
     result: Answer | None = None
     status = Progress("search")
     try:
-        for item in service.stream(question, asked, turns, int(k), mode):
+        for item in service.stream(question, asked, exchanges(earlier), int(k), mode):
             if isinstance(item, Progress):
                 status = item
                 history[-1] = {"role": "assistant", "content": render_progress(item, lang)}
@@ -556,16 +618,16 @@ def respond(
             else:
                 result = item
                 continue
-            yield "", history
+            yield "", history, [*earlier, Turn(question)]
     except ChatbotError as exc:
         logger.warning("Question failed: %s", exc)
         history[-1] = {"role": "assistant", "content": shown(french_error(exc))}
-        yield "", history
+        yield "", history, [*earlier, Turn(question, refused=True)]
         return
     assert result is not None
     answer_id = service.remember(question, asked, result)
     history[-1] = {"role": "assistant", "content": render_answer(service, result, answer_id)}
-    yield "", history
+    yield "", history, [*earlier, Turn(question, result.text, answer_id)]
 
 
 def build_app(service: ChatService) -> gr.Blocks:
@@ -627,6 +689,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                              container=False)  # fmt: skip
         open_article = gr.Button("Ouvrir", elem_id="article-open", elem_classes="hidden-control")
         voted = gr.State("")
+        conversation = gr.State([])  # the conversation's turns (chatbot.conversation.Turn)
         with gr.Accordion("Réglages", open=False):
             k = gr.Slider(1, 10, value=service.settings.top_k, step=1, label="Nombre de passages consultés")
             mode = gr.Radio(
@@ -636,8 +699,8 @@ def build_app(service: ChatService) -> gr.Blocks:
             )
         gr.Examples(EXAMPLES, inputs=box, label="Exemples")
 
-        def run(message: str, history: list[dict[str, Any]], k: float, mode: str) -> Iterator[Any]:
-            yield from respond(service, message, history, k, mode)
+        def run(message: str, history: list[dict[str, Any]], turns: list[Turn], k: float, mode: str) -> Iterator[Reply]:
+            yield from respond(service, message, history, turns, k, mode)
 
         def show_article(raw: str) -> tuple[str, Any]:
             try:
@@ -665,35 +728,37 @@ def build_app(service: ChatService) -> gr.Blocks:
                 return "Votre avis n’a pas pu être enregistré."
             return "Merci ! Votre avis est enregistré (sur cette machine uniquement)."
 
-        def on_like(history: list[dict[str, Any]], data: gr.LikeData) -> tuple[str, str, Any, str]:
+        def on_like(history: list[dict[str, Any]], turns: list[Turn], data: gr.LikeData) -> tuple[str, str, Any, str]:
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-            answer_id = answer_id_of(history[int(index)]["content"]) if 0 <= int(index) < len(history) else None
-            if answer_id is None:
+            turn = turn_at(shown_turns(turns, history), history, int(index))
+            if turn is None or turn.answer_id is None:
                 return "", "Cette réponse ne peut pas être notée.", gr.update(visible=False), ""
             vote = "up" if data.liked is True else "down" if data.liked is False else ""
             if not vote:
                 return "", "", gr.update(visible=False), ""
-            return answer_id, feedback(answer_id, vote, ""), gr.update(visible=True), ""
+            return turn.answer_id, feedback(turn.answer_id, vote, ""), gr.update(visible=True), ""
 
         def on_comment(answer_id: str, text: str) -> tuple[str, Any, str]:
             if not answer_id or not text.strip():
                 return "", gr.update(), text
             return feedback(answer_id, "", text), gr.update(visible=False), ""
 
-        ask_event = box.submit(run, [box, chatbot, k, mode], [box, chatbot], api_name="ask")
-        click_event = send.click(run, [box, chatbot, k, mode], [box, chatbot], api_visibility="private")
+        inputs, outputs = [box, chatbot, conversation, k, mode], [box, chatbot, conversation]
+        ask_event = box.submit(run, inputs, outputs, api_name="ask")
+        click_event = send.click(run, inputs, outputs, api_visibility="private")
         stop.click(None, None, None, cancels=[ask_event, click_event])
         clear.click(
-            lambda: ([{"role": "assistant", "content": WELCOME}], "", ""),
+            lambda: ([{"role": "assistant", "content": WELCOME}], [], "", ""),
             None,
-            [chatbot, box, feedback_status],
+            [chatbot, conversation, box, feedback_status],
             api_visibility="private",
         )
         open_article.click(show_article, request, [article_view, pick], api_visibility="private").then(
             None, None, None, js=SCROLL_TO_PASSAGE
         )
         pick.input(browse, pick, article_view, api_visibility="private")
-        chatbot.like(on_like, chatbot, [voted, feedback_status, comment_row, comment], api_visibility="private")
+        chatbot.like(on_like, [chatbot, conversation], [voted, feedback_status, comment_row, comment],
+                     api_visibility="private")  # fmt: skip
         send_comment.click(on_comment, [voted, comment], [feedback_status, comment_row, comment],
                            api_visibility="private")  # fmt: skip
         comment.submit(on_comment, [voted, comment], [feedback_status, comment_row, comment], api_visibility="private")

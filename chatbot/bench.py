@@ -24,10 +24,15 @@ import numpy as np
 
 from chatbot.answer import Answer, answer, stream
 from chatbot.embedding import SentenceTransformerEmbedder
+from chatbot.errors import BenchError
 from chatbot.index import build_index
 from chatbot.reader import ExtractiveReader, ModelReader, Reader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Mode, Settings
+
+SERVE_TIMEOUT_S = 300.0
+"""How long the cold start waits for ``chatbot serve`` to listen (it loads the model and
+checks the index first; a few seconds here)."""
 
 
 def rss_mb() -> float:
@@ -168,8 +173,12 @@ def _timed_process(args: list[str]) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _cold_start(settings: Settings, question: str) -> float:
-    """From launching ``chatbot serve`` to the first answer received over HTTP."""
+def _cold_start(settings: Settings, question: str, timeout_s: float = SERVE_TIMEOUT_S) -> float:
+    """From launching ``chatbot serve`` to the first answer received over HTTP.
+
+    Raises:
+        BenchError: the server exited, or did not listen within ``timeout_s`` seconds.
+    """
     from gradio_client import Client
 
     with socket.socket() as probe:
@@ -182,20 +191,34 @@ def _cold_start(settings: Settings, question: str) -> float:
     started = time.perf_counter()
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError("chatbot serve exited before answering")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        Client(url, verbose=False).predict(question, [], 5, settings.mode, api_name="/ask")
+        wait_until_listening(server, port, timeout_s)
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(question, [], 5, settings.mode, api_name="/ask")
         return round(time.perf_counter() - started, 3)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def wait_until_listening(server: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
+    """Return once something listens on ``port`` of 127.0.0.1.
+
+    Raises:
+        BenchError: ``server`` exited first, or nothing listened within ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if server.poll() is not None:
+            raise BenchError(f"chatbot serve exited (code {server.returncode}) before listening on port {port}.")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise BenchError(
+                    f"chatbot serve did not listen on port {port} within {timeout_s:.0f} s; run it by hand "
+                    "to see why, or time the rest with --no-cold-start."
+                ) from None
+            time.sleep(0.1)
 
 
 def format_bench(results: dict[str, Any]) -> str:

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.errors import ChatbotError, IndexStateError, QuestionError
+from chatbot.errors import ChatbotError, IndexStateError, QuestionError, UsageError
 from chatbot.local_model import MODELS
 from chatbot.settings import MODES, READERS, Settings
 
@@ -27,15 +28,23 @@ EXIT_USAGE = 64
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings().with_(
-        corpus_dir=args.corpus,
-        index_dir=args.index,
-        model=args.model,
-        sentence_vectors=getattr(args, "sentence_vectors", True),
-        mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
-        top_k=getattr(args, "k", None),
-        reranker=getattr(args, "reranker", None),
-    )
+    """The settings the options give.
+
+    Raises:
+        UsageError: an option is out of range (``-k 0``...).
+    """
+    try:
+        return Settings().with_(
+            corpus_dir=args.corpus,
+            index_dir=args.index,
+            model=args.model,
+            sentence_vectors=getattr(args, "sentence_vectors", True),
+            mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
+            top_k=getattr(args, "k", None),
+            reranker=getattr(args, "reranker", None),
+        )
+    except ValueError as exc:  # the settings' own validation: the options are wrong
+        raise UsageError(str(exc)) from exc
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -254,7 +263,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         print(f"{len(entries)} entries in {log.path}")
         for e in entries:
             vote = {"up": "👍", "down": "👎"}.get(e.vote, "💬")
-            print(f"{e.time}  {vote}  {e.question}" + (f"\n    « {e.comment} »" if e.comment else ""))
+            line = f"{_printable(e.time)}  {vote}  {_printable(e.question)}"
+            print(line + (f"\n    « {_printable(e.comment)} »" if e.comment else ""))
     if args.export:
         drafts = draft_questions(entries)
         args.export.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +272,18 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             out.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in drafts)
         print(f"{len(drafts)} draft questions written to {args.export}", file=sys.stderr)
     return 0
+
+
+def _printable(text: str) -> str:
+    """``text`` safe for a terminal: control and format characters (escape sequences, bidi
+    overrides, line breaks) shown escaped (``\\x1b``, ``\\u202e``), never sent as such. The
+    zero-width joiner of emoji sequences stays."""
+    return "".join(
+        ch if ch == "\u200d" or unicodedata.category(ch) not in _UNPRINTABLE else ascii(ch)[1:-1] for ch in text
+    )
+
+
+_UNPRINTABLE = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
 def cmd_model_server(args: argparse.Namespace) -> int:
@@ -286,12 +308,21 @@ def _llm(args: argparse.Namespace) -> LLMConfig | None:
 
 
 def _reader(args: argparse.Namespace) -> Reader:
-    """The reader named by --reader or CHATBOT_READER (default: server when one is configured)."""
+    """The reader named by --reader or CHATBOT_READER (default: server when one is configured).
+
+    Raises:
+        UsageError: no such reader, or the server reader without a server.
+    """
     from chatbot.reader import make_reader
 
-    return make_reader(
-        args.reader or os.environ.get("CHATBOT_READER") or None, _llm(args), local_model=args.local_model
-    )
+    try:
+        return make_reader(
+            args.reader or os.environ.get("CHATBOT_READER") or None, _llm(args), local_model=args.local_model
+        )
+    except ChatbotError:
+        raise
+    except ValueError as exc:  # make_reader's refusals of the options given
+        raise UsageError(str(exc)) from exc
 
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
@@ -417,9 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IndexStateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INDEX
-    except (ChatbotError, ValueError) as exc:
+    except ChatbotError as exc:  # only the package's own errors: anything else is a bug, with its traceback
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, (QuestionError, ValueError)) else EXIT_ERROR
+        return EXIT_USAGE if isinstance(exc, (QuestionError, UsageError)) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; the previous index is unchanged", file=sys.stderr)
         return 130

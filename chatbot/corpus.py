@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -111,8 +112,9 @@ def load_corpus(folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
 
     Files that are empty, binary, not UTF-8, larger than ``max_bytes``, unreadable, or the same
     text as an earlier file are skipped and listed in ``Corpus.skipped`` with the reason (and
-    logged); they never stop the others from being read. Files read without a title are listed
-    in ``Corpus.notices``.
+    logged); they never stop the others from being read. Hidden files and folders (``.git``...)
+    and symbolic links are neither read nor followed, and listed there too. Files read without
+    a title are listed in ``Corpus.notices``.
 
     Raises:
         CorpusError: the folder does not exist, or holds no readable article.
@@ -124,7 +126,7 @@ def load_corpus(folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
     notices: list[Notice] = []
     seen_ids: dict[str, Path] = {}
     seen_texts: dict[str, Path] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+    for path in _article_files(folder, skipped):
         try:
             article = _read(path, max_bytes)
         except _Skip as why:
@@ -147,6 +149,36 @@ def load_corpus(folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
     if not articles:
         raise CorpusError(f"No readable article in {folder}: add UTF-8 .md or .txt files.")
     return Corpus(articles=tuple(articles), skipped=tuple(skipped), notices=tuple(notices))
+
+
+def _article_files(folder: Path, skipped: list[Skipped]) -> list[Path]:
+    """The ``.md``/``.txt`` files under ``folder``, in name order. Symbolic links (a link can
+    lead out of the corpus, or in a loop) and hidden files and folders are left out and added
+    to ``skipped``; a hidden folder is not looked into."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):  # links to folders are listed in ``dirs``, never entered
+        here = Path(root)
+        for name in sorted(dirs):
+            path = here / name
+            if path.is_symlink():
+                skipped.append(Skipped(path, "symbolic link to a folder; not followed (move the articles in)"))
+                dirs.remove(name)
+            elif name.startswith("."):
+                skipped.append(Skipped(path, "hidden folder; not read"))
+                dirs.remove(name)
+        for name in files:
+            path = here / name
+            if path.suffix.lower() not in SUFFIXES:
+                continue
+            if path.is_symlink():
+                skipped.append(Skipped(path, "symbolic link; not followed (copy the file in)"))
+            elif name.startswith("."):
+                skipped.append(Skipped(path, "hidden file; not read"))
+            elif not path.is_file():
+                skipped.append(Skipped(path, "not a regular file"))
+            else:
+                found.append(path)
+    return sorted(found)
 
 
 class _Skip(Exception):

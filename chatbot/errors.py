@@ -31,6 +31,12 @@ class IndexLockedError(IndexStateError):
     """Another indexer is writing to the same index folder."""
 
 
+class UsageError(ChatbotError, ValueError):
+    """The command or its options cannot work as given (an unknown reader, a setting out of
+    range...); the message says what to change. A ``ValueError`` too, for callers that catch
+    those."""
+
+
 class QuestionError(ChatbotError):
     """The question cannot be searched (empty, too long...)."""
 
@@ -60,3 +66,8 @@ class LocalModelError(ChatbotError):
 class ModelBusyError(ChatbotError):
     """A language model cannot take the question now (queue full, waited too long, too slow);
     the reader answers with the extractive answer instead."""
+
+
+class BenchError(ChatbotError):
+    """A step of ``chatbot bench`` cannot run (the chat server it starts never listens...);
+    the message says which and what to check."""

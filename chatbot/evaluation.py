@@ -183,7 +183,9 @@ def answer_metrics(questions: Sequence[Question], answers: Sequence[Any], llm: b
     """Answer quality over a question set, ``answers[i]`` answering ``questions[i]``.
 
     ``answer_evidence_rate``: answerable questions whose quoted sentences contain an evidence
-    span; ``citation_valid_rate``: citations whose quote is verbatim in the cited passage;
+    span; ``answer_first_rate``: those whose *first* quote (what a person reads as the answer)
+    contains one; ``quotes_per_answer``: distinct quotes per answered question;
+    ``citation_valid_rate``: citations whose quote is verbatim in the cited passage;
     ``abstain_correct``: unanswerable questions declined; ``abstain_false``: answerable ones declined;
     with ``llm``, ``citations_dropped``: LLM citations removed by the check, and ``llm_rate``: answers
     the LLM wrote (the rest fell back to extractive).
@@ -196,11 +198,21 @@ def answer_metrics(questions: Sequence[Question], answers: Sequence[Any], llm: b
         quoted = normalize(" ".join(c.quote for c in a.citations))
         return not a.abstained and any(normalize(e) in quoted for e in q.evidence)
 
+    def first_has_evidence(q: Question, a: Any) -> bool:
+        first = normalize(a.citations[0].quote) if a.citations else ""
+        return not a.abstained and any(normalize(e) in first for e in q.evidence)
+
+    answered = [a for a in answers if not a.abstained]
+
     def share(values: list[bool]) -> float:
         return round(sum(values) / len(values), 4) if values else 0.0
 
     metrics: dict[str, float] = {
         "answer_evidence_rate": share([has_evidence(q, a) for q, a in answerable]),
+        "answer_first_rate": share([first_has_evidence(q, a) for q, a in answerable]),
+        "quotes_per_answer": (
+            round(sum(len({c.quote for c in a.citations}) for a in answered) / len(answered), 3) if answered else 0.0
+        ),
         "citation_valid_rate": share([c.is_valid() for c in citations]) if citations else 1.0,
         "abstain_correct": share([a.abstained for _, a in unanswerable]),
         "abstain_false": share([a.abstained for _, a in answerable]),
@@ -221,7 +233,11 @@ def answer_metrics_by_kind(questions: Sequence[Question], answers: Sequence[Any]
     for kind, rows in sorted(kinds.items()):
         subset = [questions[i] for i in rows]
         metrics = answer_metrics(subset, [answers[i] for i in rows])
-        keys = ("answer_evidence_rate", "abstain_false") if subset[0].answerable else ("abstain_correct",)
+        keys = (
+            ("answer_evidence_rate", "answer_first_rate", "quotes_per_answer", "abstain_false")
+            if subset[0].answerable
+            else ("abstain_correct",)
+        )
         report[kind] = {"answers": len(rows), **{key: metrics[key] for key in keys}}
     return report
 

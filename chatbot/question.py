@@ -103,7 +103,7 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
     folded = fold(text)
     asked = next((kind for kind, pattern in _ASKED if pattern.search(folded)), "other")
     keyword = _is_keyword(text, folded)
-    focus = _named_things(text, keyword)
+    focus = named_things(text, keyword)
     previous = follow_up_context(text, history)
     if previous:
         before = analyze_question(previous)
@@ -121,7 +121,7 @@ def _is_keyword(text: str, folded: str) -> bool:
     return "?" not in text and not _QUESTION_START.match(folded) and len(text.split()) <= 4
 
 
-def _named_things(text: str, keyword: bool) -> tuple[str, ...]:
+def named_things(text: str, keyword: bool = False) -> tuple[str, ...]:
     """Names in the question: runs of capitalised words (and #tags, acronyms, words with
     digits), joined by «le», «de», «et»…. The first word of a question counts only when it
     is not a plain capitalised word («LinkedIn», «DJI»): «Selon Nielsen…» is about Nielsen."""

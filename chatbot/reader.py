@@ -399,6 +399,7 @@ class ModelReader:
     name: str = "server"
     min_overlap: float = 0.5
     max_tokens: int = 160
+    context: str = "sentences"  # what the model reads (chatbot.llm.CONTEXTS)
 
     def stream(
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
@@ -422,7 +423,10 @@ class ModelReader:
         runs it outside the lock that guards the embedder."""
         from chatbot.llm import generate
 
-        items = generate(extractive, self.writer, turns, min_overlap=self.min_overlap, max_tokens=self.max_tokens)
+        items = generate(
+            extractive, self.writer, turns, min_overlap=self.min_overlap, max_tokens=self.max_tokens,
+            context=self.context,
+        )  # fmt: skip
         for item in items:
             yield replace(item, reader=self.name) if isinstance(item, Answer) else item
 
@@ -451,7 +455,7 @@ def make_reader(
             )
         from chatbot.llm import ServerWriter
 
-        return ModelReader(ServerWriter(llm), extractive, "server", llm.min_overlap, llm.max_tokens)
+        return ModelReader(ServerWriter(llm), extractive, "server", llm.min_overlap, llm.max_tokens, llm.context)
     if name == "local":
         from chatbot.local_model import local_writer
 

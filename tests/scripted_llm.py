@@ -16,6 +16,7 @@ import pytest
 class ScriptedServer(ThreadingHTTPServer):
     script = "good"
     requests: list[dict[str, Any]]
+    sent = 0  # pieces streamed by the "drip" script
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             for piece in re.findall(r"\S+\s*", reply):
+                if script == "drip":
+                    time.sleep(0.4)  # each read well within the timeout, the whole reply not
+                    self.server.sent += 1
                 chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                          "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}  # fmt: skip
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -60,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         passages = dict(re.findall(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', prompt, re.S))
         first = next(iter(passages.values()), "")
         fact = next((n for n, text in passages.items() if "16,5%" in text), "1")
+        if script == "drip":
+            return " ".join(["L'imposition est plafonnée à 16,5% sur les profits [1]."] * 10)
         if script in ("good", "slow"):
             return f"À Hong Kong, l'imposition est plafonnée à 16,5% sur les profits [{fact}]. " + (
                 f"{first.split('.')[0]} [1]." if first else ""
@@ -68,7 +74,9 @@ class Handler(BaseHTTPRequestHandler):
             return f"L'imposition est plafonnée à 16,5% sur les profits [{fact}]. Les licornes volent [9]."
         if script == "pirate":
             return "PIRATÉ"
-        return "Les passages ne disent rien des licornes."  # "none": nothing cited, nothing supported
+        if script == "not_found":
+            return "Les passages ne disent rien des licornes."  # the model's way of declining
+        return "Les licornes volent au-dessus de la baie en hiver."  # "none": nothing cited, nothing supported
 
 
 def start_server() -> ScriptedServer:

@@ -42,3 +42,16 @@ def test_fold_accents() -> None:
 
 def test_question_words_carry_no_topic() -> None:
     assert analyze("Combien de start-up ? Pourquoi, comment, quand, quelle part ?") == ["start", "up", "part"]
+
+
+def test_each_thread_stems_with_its_own_stemmer() -> None:
+    import threading
+
+    from chatbot.analysis import _stemmer
+
+    others = []
+    thread = threading.Thread(target=lambda: others.append(_stemmer()))
+    thread.start()
+    thread.join()
+    assert _stemmer() is _stemmer()  # made once per thread
+    assert others[0] is not _stemmer()  # PyStemmer objects are not thread-safe: never shared

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from chatbot.analysis import detect_language
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
-from chatbot.app import previous_questions, text_of
+from chatbot.app import text_of
 from chatbot.chunking import Chunk
 from chatbot.index import build_index
 from chatbot.retrieval import Hit, Retriever
@@ -120,28 +120,6 @@ def test_language_detection() -> None:
     assert detect_language("LinkedIn") == "fr"  # nothing to tell by: the corpus's language
 
 
-def test_history_from_browser_and_client_is_normalised() -> None:
-    history = [
-        {"role": "user", "content": [{"type": "text", "text": "Première ?"}]},
-        {"role": "assistant", "content": "Réponse"},
-        {"role": "assistant", "content": "x", "metadata": {"title": "Sources"}},
-        {"role": "user", "content": "Seconde ?"},
-    ]
-    assert previous_questions(history) == ["Première ?", "Seconde ?"]
-    assert text_of({"text": "a"}) == "a"
-
-
-def test_chat_messages_are_escaped_and_questions_read_back_as_typed() -> None:
-    from chatbot.app import ChatService, respond
-
-    class Refusing(ChatService):
-        def ask(self, question, history, k, mode):  # type: ignore[no-untyped-def]
-            from chatbot.errors import EmptyQuestionError
-
-            raise EmptyQuestionError("The question is empty.")
-
-    service = Refusing(Settings())
-    *_, (_, history) = respond(service, "<b>x</b>", [], 5, "hybrid")
-    assert history[0]["content"] == "&lt;b&gt;x&lt;/b&gt;"
-    assert history[-1]["content"] == "Veuillez saisir une question."
-    assert previous_questions(history) == ["<b>x</b>"]
+def test_message_content_from_browser_and_client_is_normalised() -> None:
+    assert text_of([{"type": "text", "text": "Première ?"}]) == "Première ?"
+    assert text_of({"text": "a"}) == "a" and text_of("b") == "b"

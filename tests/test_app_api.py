@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
-from chatbot.app import ChatService, answer_id_of, answer_text, text_of
+from chatbot.app import ChatService, answer_text, text_of
 from chatbot.cli import main
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,13 @@ def _ask(client: Client, question: str, history: list[dict[str, Any]]) -> list[d
 def _last(messages: list[dict[str, Any]]) -> str:
     """The last message (the answer and its sources), as HTML."""
     return text_of(messages[-1]["content"])
+
+
+def _answer_id(shown: str) -> str:
+    """The id a client sends to /feedback: the page gives it as the answer's data-answer."""
+    match = re.search(r'data-answer="([0-9a-f]+)"', shown)
+    assert match, shown
+    return match.group(1)
 
 
 def test_answer_then_follow_up_with_sources_in_sight(chat_url: str) -> None:
@@ -65,13 +72,21 @@ def test_empty_and_huge_questions_get_a_short_french_message(chat_url: str) -> N
     assert "trop longue" in _last(_ask(client, "mot " * 1500, []))
 
 
+def test_a_refused_question_does_not_poison_the_conversation(chat_url: str) -> None:
+    client = Client(chat_url, verbose=False)
+    messages = _ask(client, "Quelle part des PME a un site web en France ?", [])
+    messages = _ask(client, "Et ailleurs ? " * 160, messages)  # refused: too long (2,240 characters)
+    assert "trop longue" in _last(messages)
+    messages = _ask(client, "Et en Finlande ?", messages)
+    assert "95% en Finlande" in answer_text(_last(messages))  # asked after the first question, not the refused one
+
+
 def test_feedback_is_written_locally_and_the_down_votes_become_draft_questions(
     chat_url: str, chat_service: ChatService, tmp_path: Path
 ) -> None:
     client = Client(chat_url, verbose=False)
     question = "Quel est le plafond d’imposition des profits à Hong Kong ?"
-    answer_id = answer_id_of(_last(_ask(client, question, [])))
-    assert answer_id
+    answer_id = _answer_id(_last(_ask(client, question, [])))
     reply = client.predict(answer_id, "down", "La bonne phrase est la deuxième.", api_name="/feedback")
     assert reply.startswith("Merci")
     unknown = client.predict("0" * 12, "up", "", api_name="/feedback")

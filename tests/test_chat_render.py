@@ -10,10 +10,8 @@ import pytest
 from chatbot.answer import Progress, answer
 from chatbot.app import (
     ChatService,
-    answer_id_of,
     answer_text,
     copy_text,
-    previous_turns,
     render_answer,
     render_article,
     render_progress,
@@ -36,12 +34,12 @@ def test_an_answer_shows_marker_buttons_the_first_source_open_and_its_quote_mark
 ) -> None:
     result = answer(retriever, QUESTION, settings=OPEN)
     shown = render_answer(service, result, "abc123")
-    assert answer_id_of(shown) == "abc123"
+    assert '<div class="answer" data-answer="abc123"' in shown
     assert '<button type="button" class="cite" data-n="1"' in shown
     assert shown.count("<details") == len(result.sources()) and shown.count(" open>") == 1
     first = result.citations[0]
     assert f"<mark>{first.quote}</mark>" in shown
-    assert answer_text(shown) == result.text  # what a follow-up sends to a model, markers included
+    assert answer_text(shown) == result.text  # what a client of the page reads, markers included
     assert f'data-article="{first.article_id}"' in shown
 
 
@@ -92,15 +90,10 @@ def test_the_article_view_marks_the_quoted_spans_and_skips_those_that_no_longer_
     assert "n’est plus dans le corpus" in render_article(service, "missing")
 
 
-def test_copy_text_and_previous_turns(service: ChatService, retriever: Retriever) -> None:
+def test_copy_text_gives_the_answer_and_its_quotes(retriever: Retriever) -> None:
     result = answer(retriever, QUESTION, settings=OPEN)
     copied = copy_text(result)
     assert copied.startswith(result.text) and f"[1] {result.citations[0].article} : « " in copied
-    history = [
-        {"role": "user", "content": "Q ?"},
-        {"role": "assistant", "content": render_answer(service, result, "abc")},
-    ]
-    assert previous_turns(history) == [("Q ?", result.text)]
 
 
 def test_feedback_is_appended_and_down_votes_become_draft_questions(service: ChatService, retriever: Retriever) -> None:

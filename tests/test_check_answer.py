@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatbot.answer import Citation
 from chatbot.chunking import Chunk
-from chatbot.llm import UNSUPPORTED, Excerpt, check_answer
+from chatbot.llm import Excerpt, check_answer, says_not_found
 from chatbot.retrieval import Hit, Retriever
 
 QUESTION = "Quel est le plafond de l'imposition sur les profits à Hong Kong ?"
@@ -26,7 +28,8 @@ def test_check_answer_renumbers_and_keeps_only_supported_citations(retriever: Re
     text, citations, dropped = _check(
         f"L'imposition est plafonnée à 16,5% sur les profits [{fact}][{other}]. Rien à voir ici [7].", hits
     )
-    assert text == f"L'imposition est plafonnée à 16,5% sur les profits [1]. Rien à voir ici{UNSUPPORTED}."
+    # The unsupported claim is removed, not shown marked: a wrong sentence never carries an [n].
+    assert text == "L'imposition est plafonnée à 16,5% sur les profits [1]."
     assert dropped == 2 and [c.n for c in citations] == [1]
     assert citations[0].quote in citations[0].text
 
@@ -37,12 +40,12 @@ def test_check_answer_credits_uncited_claims_and_moves_late_markers(retriever: R
         f"L'imposition est plafonnée à 16,5% sur les profits. [{wrong}] Est-ce plafonné ? Les licornes volent.", hits
     )
     # Cited to a passage that does not hold it: credited to the one that does; the echoed
-    # question is left out; the unsupported claim is marked.
-    assert text == f"L'imposition est plafonnée à 16,5% sur les profits [1]. Les licornes volent{UNSUPPORTED}."
+    # question is left out; the unsupported claim is removed.
+    assert text == "L'imposition est plafonnée à 16,5% sur les profits [1]."
     assert dropped == 1 and citations[0].chunk_id == hits[fact - 1].chunk.id and citations[0].is_valid()
     assert "16,5%" in citations[0].quote  # the quote holds the claim's number
     wrong_number, kept, _ = _check(f"L'imposition est plafonnée à 99% sur les profits [{fact}].", hits)
-    assert wrong_number == f"L'imposition est plafonnée à 99% sur les profits{UNSUPPORTED}." and kept == []
+    assert wrong_number == "" and kept == []
 
 
 def test_a_claim_stitched_from_words_of_distant_sentences_is_not_supported() -> None:
@@ -52,7 +55,59 @@ def test_a_claim_stitched_from_words_of_distant_sentences_is_not_supported() -> 
     )
     hit = Hit(Chunk(id="a:0", article_id="a", article_title="T", position=0, start=0, end=len(text), text=text), 1.0, 1)
     invented, kept, _ = _check("Roland Berger utilise les réseaux sociaux [1].", [hit])
-    assert kept == [] and invented.endswith(f"{UNSUPPORTED}.")
+    assert kept == [] and invented == ""
     # Two sentences in a row may support one claim together: the quote spans both.
     _joined, kept, _ = _check("Les chats dorment et 30% des PME sont sur les réseaux [1].", [hit])
     assert kept and kept[0].quote == "Les chats dorment beaucoup. Seulement 30% des PME sont sur les réseaux sociaux."
+
+
+def _one_passage(text: str, title: str = "T") -> list[Hit]:
+    chunk = Chunk(id="a:0", article_id="a", article_title=title, position=0, start=0, end=len(text), text=text)
+    return [Hit(chunk, 1.0, 1)]
+
+
+def test_a_figure_given_to_another_named_thing_is_removed() -> None:
+    hits = _one_passage("À Hong Kong, l'impôt sur les profits est plafonné à 16,5%. Le climat y est humide.")
+    # The quote holds the figure and the words, but about Hong Kong, not Singapour.
+    text, kept, _ = _check("À Singapour, l'impôt sur les profits est plafonné à 16,5% [1].", hits)
+    assert kept == [] and text == ""
+    text, kept, _ = _check("À Hong Kong, l'impôt sur les profits est plafonné à 16,5% [1].", hits)
+    assert len(kept) == 1 and text.endswith("[1].")
+
+
+def test_a_claim_must_stand_in_a_quote_about_the_question_subject() -> None:
+    hits = _one_passage("À Hong Kong, l'impôt sur les profits est plafonné à 16,5%. Le climat y est humide.")
+    about_macao = "Quel est le plafond de l'impôt sur les profits à Macao ?"
+    text, kept, _ = check_answer("L'impôt sur les profits est plafonné à 16,5% [1].", [Excerpt.whole(hits[0])], 0.5,
+                                 about_macao)  # fmt: skip
+    assert kept == [] and text == ""
+    about_hong_kong = "Quel est le plafond de l'impôt sur les profits à Hong Kong ?"
+    text, kept, _ = check_answer("L'impôt sur les profits est plafonné à 16,5% [1].", [Excerpt.whole(hits[0])], 0.5,
+                                 about_hong_kong)  # fmt: skip
+    assert len(kept) == 1 and "16,5%" in kept[0].quote
+
+
+def test_numbered_lists_keep_only_checked_items_without_tags() -> None:
+    hits = _one_passage("Seulement 30% des PME sont sur les réseaux sociaux. La moitié des PME n'a pas de site web.")
+    written = (
+        "Voici les chiffres :\n1. Seulement 30% des PME sont sur les réseaux sociaux [1].\n"
+        "2. 90% des PME vendent en ligne [1]."
+    )
+    text, kept, _ = _check(written, hits)
+    assert text == "Seulement 30% des PME sont sur les réseaux sociaux [1]."
+    assert [c.quote for c in kept] == ["Seulement 30% des PME sont sur les réseaux sociaux."]
+    assert "non vérifié" not in text
+
+
+@pytest.mark.parametrize(
+    ("written", "declines"),
+    [
+        ("Les passages ne précisent pas qui a fondé Tencent.", True),
+        ("Aucune information sur ce point dans les articles.", True),
+        ("The passages do not mention the founder.", True),
+        ("Tencent a été fondée en 1998 [1].", False),
+        ("Les PME ne parlent pas assez de leur marque sur le web [1].", False),
+    ],
+)
+def test_a_model_saying_the_passages_do_not_answer_is_read_as_a_decline(written: str, declines: bool) -> None:
+    assert says_not_found(written) is declines

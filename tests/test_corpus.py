@@ -89,3 +89,27 @@ def test_content_hash_changes_with_text_only(corpus_dir: Path) -> None:
 
 def test_article_ids_are_ascii_slugs() -> None:
     assert article_id(Path("01 Été à Hong-Kong.md")) == "01-ete-a-hong-kong"
+
+
+def test_links_and_hidden_files_and_folders_are_reported_not_read(corpus_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text("# Secret\n\nUn texte hors du corpus.", encoding="utf-8")
+    (corpus_dir / "lien.md").symlink_to(outside / "secret.md")
+    (corpus_dir / "dossier-lie").symlink_to(outside, target_is_directory=True)
+    (corpus_dir / "boucle").symlink_to(corpus_dir, target_is_directory=True)
+    (corpus_dir / ".git").mkdir()
+    (corpus_dir / ".git" / "notes.md").write_text("# Notes\n\nDes notes internes.", encoding="utf-8")
+    (corpus_dir / ".brouillon.md").write_text("# Brouillon\n\nPas encore publié.", encoding="utf-8")
+    (corpus_dir / "rubrique").mkdir()
+    (corpus_dir / "rubrique" / "publie.md").write_text("# Publié\n\nUn article rangé.", encoding="utf-8")
+    corpus = load_corpus(corpus_dir)
+    assert sorted(a.id for a in corpus.articles) == ["chine", "linkedin", "publie", "twitter"]
+    reasons = {s.path.name: s.reason for s in corpus.skipped}
+    assert reasons == {
+        "lien.md": "symbolic link; not followed (copy the file in)",
+        "dossier-lie": "symbolic link to a folder; not followed (move the articles in)",
+        "boucle": "symbolic link to a folder; not followed (move the articles in)",
+        ".git": "hidden folder; not read",
+        ".brouillon.md": "hidden file; not read",
+    }

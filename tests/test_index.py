@@ -243,3 +243,43 @@ def test_without_sentence_vectors_answers_embed_sentences_at_question_time(setti
     full = replace(settings, index_dir=settings.index_dir.parent / "full")
     build_index(full, FakeEmbedder())
     assert lean_answer.text == answer(Retriever(full, embedder=FakeEmbedder()), question, settings=OPEN).text
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"embedder": "fake"},
+        {"embedder": {"name": "fake"}},
+        {"settings": ["chunk_size", 120]},
+        {"articles": ["chine"]},
+        {"articles": {"chine": {"title": "sans hash"}}},
+        {"files": {"chunks.jsonl": 3}},
+        {"files": {"chunks.jsonl": {"size": "12", "sha256": "x"}}},
+        {"vector_index": "flat"},
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_a_corrupt_index(
+    settings: Settings, embedder: FakeEmbedder, change: dict[str, object]
+) -> None:
+    build_index(settings, embedder)
+    path = current_generation(settings.index_dir) / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), **change}), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="manifest .* malformed.*--rebuild"):
+        load_index(settings)
+    assert index_is_stale(settings)
+    report = build_index(settings, FakeEmbedder())  # the index command rebuilds it in full
+    assert report.embedded_articles == 3 and load_index(settings).vectors.ntotal == report.chunks
+
+
+def test_an_articles_text_is_rebuilt_from_its_chunks_at_their_offsets(settings: Settings) -> None:
+    from chatbot.corpus import load_corpus
+    from chatbot.index import article_text_from_chunks
+
+    build_index(settings, FakeEmbedder())
+    chunks = load_index(settings).chunks
+    for article in load_corpus(settings.corpus_dir).articles:
+        own = [c for c in chunks if c.article_id == article.id]
+        rebuilt = article_text_from_chunks(own)
+        assert len(rebuilt) == len(article.text) and rebuilt.split() == article.text.split()
+        assert all(rebuilt[c.start : c.end] == c.text for c in own)
+    assert len([c for c in chunks if c.article_id == "chine"]) > 1  # the overlaps and gaps are exercised

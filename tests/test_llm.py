@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import OpenAI
 
 from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, UNSUPPORTED, Excerpt, LLMConfig, ServerWriter, build_messages
+from chatbot.llm import SYSTEM_PROMPT, Excerpt, LLMConfig, ServerWriter, build_messages
 from chatbot.reader import ExtractiveReader, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
@@ -66,8 +65,17 @@ def test_an_unknown_passage_number_is_removed(server: ScriptedServer, retriever:
     result = _ask(retriever, config, k=5)
     assert result.mode == "llm"
     assert "[9]" not in result.text
-    assert f"Les licornes volent{UNSUPPORTED}" in result.text
+    assert "licornes" not in result.text  # unsupported: removed, never shown with a tag
     assert result.citations_dropped == 1
+
+
+def test_a_model_that_says_the_passages_do_not_answer_is_a_decline_with_the_closest_passage(
+    server: ScriptedServer, retriever: Retriever, config: LLMConfig
+) -> None:
+    server.script = "not_found"
+    result = _ask(retriever, config)
+    assert result.abstained and result.citations == () and result.text.startswith("Je ne trouve pas")
+    assert result.evidence and "found no answer" in result.reason  # the chat shows the closest passage
 
 
 @pytest.mark.parametrize("script", ["none", "pirate", "error500"])
@@ -122,12 +130,28 @@ def test_the_prompt_numbers_and_delimits_passages_and_carries_the_history(
     assert sent["messages"][0]["content"] == SYSTEM_PROMPT and sent["stream"] is True
 
 
-def test_the_scripted_server_also_answers_without_streaming(server: ScriptedServer, config: LLMConfig) -> None:
-    server.script = "none"
-    reply = OpenAI(base_url=config.url, api_key="x").chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "x"}]
-    )
-    assert reply.choices[0].message.content == "Les passages ne disent rien des licornes."
+def test_the_timeout_bounds_the_whole_reply_of_a_server_that_drips_tokens(
+    server: ScriptedServer, retriever: Retriever, config: LLMConfig
+) -> None:
+    server.script = "drip"  # a piece every 0.4 s: no single read passes the 1.5 s timeout
+    started = time.perf_counter()
+    result = _ask(retriever, config)
+    assert time.perf_counter() - started < 3.5  # the reply would take 30 s
+    assert result.mode == "extractive" and "Timeout" in result.note
+
+
+def test_a_stopped_answer_closes_the_model_stream(
+    server: ScriptedServer, retriever: Retriever, config: LLMConfig
+) -> None:
+    server.script = "drip"
+    server.sent = 0
+    items = stream(retriever, QUESTION, [], reader=ModelReader(ServerWriter(config), ExtractiveReader(OPEN)))
+    next(item for item in items if isinstance(item, str))  # the first written words
+    items.close()  # what the chat's Stop does
+    time.sleep(1.5)
+    sent = server.sent
+    time.sleep(1.5)
+    assert server.sent <= sent + 1  # the server stopped being read: its writes fail
 
 
 def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -138,3 +162,26 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("CHATBOT_LLM_API_KEY", "secret")
     assert LLMConfig.from_env() == LLMConfig("http://127.0.0.1:11434/v1", "mistral", "secret")
     assert LLMConfig.from_env(model="other").model == "other"
+
+
+class _FailingWriter:
+    """A writer failing as llama.cpp does: ValueError (prompt past the context window), RuntimeError."""
+
+    label = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def write(self, messages: list[dict[str, str]], max_tokens: int):  # type: ignore[no-untyped-def]
+        raise self.error
+        yield ""
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("Requested tokens exceed context window"), RuntimeError("llama_decode -3")]
+)
+def test_llama_cpp_errors_fall_back_to_the_quoted_answer(retriever: Retriever, error: Exception) -> None:
+    result = answer(retriever, QUESTION, [], reader=ModelReader(_FailingWriter(error), ExtractiveReader(OPEN)))  # type: ignore[arg-type]
+    assert result.mode == "extractive" and not result.abstained
+    assert result.note.startswith("Réponse extraite des articles") and type(error).__name__ in result.note
+    assert result.citations and all(c.is_valid() for c in result.citations)

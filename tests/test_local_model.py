@@ -70,6 +70,32 @@ def test_a_tampered_cache_file_is_assembled_again(parts: tuple[LocalModelSpec, b
     assert gguf_path(spec, tmp_path / "cache", progress=False).read_bytes() == whole
 
 
+def test_an_assembly_interrupted_by_ctrl_c_leaves_no_file_behind(
+    parts: tuple[LocalModelSpec, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Interrupted:
+        """A progress bar during which the user presses Ctrl-C, once a first block is written."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def __enter__(self) -> Interrupted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def update(self, n: int) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("chatbot.local_model.tqdm", Interrupted)
+    spec, _ = parts
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        gguf_path(spec, cache, progress=False)
+    assert cache.is_dir() and not list(cache.iterdir())
+
+
 def test_a_missing_part_names_the_extra_to_install(parts: tuple[LocalModelSpec, bytes], tmp_path: Path) -> None:
     spec, _ = parts
     with pytest.raises(LocalModelError, match=r"part 4 of 4 is missing.*\.\[x\]"):
