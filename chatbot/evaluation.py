@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
 
 if TYPE_CHECKING:
+    from chatbot.answer import Citation
+    from chatbot.corpus import Article
     from chatbot.retrieval import Retriever
     from chatbot.settings import Mode
 
@@ -240,6 +242,36 @@ def answer_metrics_by_kind(questions: Sequence[Question], answers: Sequence[Any]
         )
         report[kind] = {"answers": len(rows), **{key: metrics[key] for key in keys}}
     return report
+
+
+def citation_matches_article(citation: Citation, article_text: str) -> bool:
+    """The quote is, character for character, ``article_text`` at the citation's offsets in the
+    article (``chunk_start + quote_start`` to ``chunk_start + quote_end``), inside the cited
+    passage: what the article view marks when a reader follows the citation.
+
+    :meth:`Citation.is_valid` compares the quote with the passage text the citation carries,
+    which was cut at the same offsets that built the quote; this compares it with the article.
+    """
+    start = citation.chunk_start + citation.quote_start
+    end = citation.chunk_start + citation.quote_end
+    return (
+        0 <= citation.chunk_start <= start < end <= citation.chunk_end <= len(article_text)
+        and article_text[start:end] == citation.quote
+    )
+
+
+def citation_article_rate(answers: Sequence[Any], articles: Mapping[str, Article]) -> float:
+    """Share of the answers' citations whose quote is the article's text at its offsets
+    (:func:`citation_matches_article`); ``articles`` by id, the ones the index was built from
+    (``load_corpus(corpus_dir).by_id()``). A citation of an article not in ``articles`` does not
+    match; 1.0 when there is no citation at all."""
+    citations = [c for a in answers for c in a.citations]
+    if not citations:
+        return 1.0
+    matching = [
+        c.article_id in articles and citation_matches_article(c, articles[c.article_id].text) for c in citations
+    ]
+    return sum(matching) / len(matching)  # not rounded: one wrong citation in many is still below 1.0
 
 
 def format_table(reports: dict[str, dict[str, Any]]) -> str:

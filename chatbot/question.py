@@ -45,11 +45,21 @@ _ASKED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"|\bwhat (?:share|percentage|proportion|number|rate)\b|\bpopulation\b",
         ),
         (
+            "organisation",
+            r"\bquel(?:le)?s? (?:entreprise|societe|marque|universite|ecole|ministere|organisation|association"
+            r"|agence|groupe|cabinet|start-up|startup|firme|enseigne)s?\b|\bpour qui travaille\b|\bchez qui\b"
+            r"|\bwhich (?:company|firm|university|school|brand|organi[sz]ation|agency|ministry)\b",
+        ),
+        (
             "person",
             r"^qui\b|\bqui (?:a|est|sont|dirige|a fonde|se)\b|\bcomment s'appelle\b|\bquel est le nom\b|\bfondateur\b"
             r"|^who\b|\bwhat is the name\b|\bfounder\b",
         ),
-        ("place", r"^ou\b|\bd'ou\b|\bdans quel(?:le)? (?:ville|pays|region)\b|\bquel pays\b|\bsiege\b|^where\b"),
+        (
+            "place",
+            r"^ou\b|\bd'ou\b|\bdans quel(?:le)? (?:ville|pays|region)\b|\bquel pays\b|\bsiege\b|^where\b"
+            r"|\bin which (?:city|country|region)\b|\bheadquarter",
+        ),
         ("reason", r"\bpourquoi\b|\bpour quelle raison\b|\bwhy\b"),
     )
 )
@@ -66,6 +76,10 @@ _NUMBER_WORDS = re.compile(
     r"|cent|mille|millions?|milliards?|moitie|tiers|quart|double|triple|dizaine|douzaine|quinzaine|vingtaine"
     r"|trentaine|centaine|majorite)\b"
 )
+# The counted noun of a count question: «combien d'employés», «how many users», «la population».
+_COUNTED = re.compile(
+    r"\bcombien (?:de |d')(?!temps\b|fois\b)(?:[a-z]+ )??(\w{4,})|\bhow many (\w{4,})|\b(population)\b"
+)
 _YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
 _MONTH = re.compile(
     r"\b(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
@@ -80,10 +94,13 @@ class QuestionAnalysis:
     """The asked kind of fact, the named things asked about (accent-folded, casefolded words),
     the question's own content terms without those names, and whether it is a bare keyword query."""
 
-    asked: str  # one of SHAPED, "person", "place", "reason", or "other"
+    asked: str  # one of SHAPED, "organisation", "person", "place", "reason", or "other"
     focus: tuple[str, ...]
     predicate: frozenset[str]
     keyword: bool
+    # What a count is of («Combien d'employés…» → the stem of «employés»): a sentence that gives
+    # a number about the asked thing must count that.
+    counted: frozenset[str] = frozenset()
 
     @property
     def shaped(self) -> bool:
@@ -113,7 +130,13 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
             focus = before.focus
     names = {term for name in focus for term in analysis.analyze(name)}
     predicate = frozenset(analysis.analyze(text)) - names
-    return QuestionAnalysis(asked=asked, focus=focus, predicate=predicate, keyword=keyword)
+    counted = (
+        frozenset(analysis.analyze(" ".join(w for m in _COUNTED.findall(text.casefold().replace("’", "'")) for w in m)))
+        - names
+        if asked == "number"
+        else frozenset()
+    )
+    return QuestionAnalysis(asked=asked, focus=focus, predicate=predicate, keyword=keyword, counted=counted)
 
 
 def _is_keyword(text: str, folded: str) -> bool:
@@ -153,7 +176,8 @@ def holds(asked: str, sentence: str) -> bool:
     """Whether ``sentence`` has the shape of the asked kind of fact (a digit or number word for
     a number, a currency for an amount, a year or month for a date); never for other kinds."""
     if asked == "number":
-        return bool(_DIGIT.search(sentence) or _NUMBER_WORDS.search(fold(sentence)))
+        # A year is a date, not a count: «fondée en 2006» does not say how many founded it.
+        return bool(_DIGIT.search(_YEAR.sub(" ", sentence)) or _NUMBER_WORDS.search(fold(sentence)))
     if asked == "amount":
         return bool(_MONEY.search(fold(sentence)))
     if asked == "date":

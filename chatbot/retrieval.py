@@ -8,7 +8,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
     from chatbot.embedding import Embedder
+    from chatbot.enrichment import QuestionVectors
+    from chatbot.entities import SentenceEntities
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ class Retriever:
         # scoring); the model call dominates the cost, so the last vectors are kept.
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # Built on first use: named entities and generated questions of the sentences.
+        self._extras: dict[str, Any] = {}
+        self._extras_lock = threading.Lock()
 
     @property
     def chunks(self) -> tuple[Chunk, ...]:
@@ -180,6 +185,36 @@ class Retriever:
             return self.index.sentence_rows(self._rows[chunk.id])
         vectors = np.asarray(self.embedder.encode_documents(chunk.sentences()), dtype=np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def entities(self) -> SentenceEntities | None:
+        """The named entities of the index's sentences (spaCy, cached beside the index; tagged
+        once, ~3 s, when no cache holds them); None when spaCy's French pipeline is missing."""
+        from chatbot.entities import EntitiesError, SentenceEntities
+
+        with self._extras_lock:
+            if "entities" not in self._extras:
+                try:
+                    self._extras["entities"] = SentenceEntities.load(self.chunks, self.settings.index_dir)
+                except EntitiesError as exc:
+                    logger.warning("Answers without named entities: %s", exc)
+                    self._extras["entities"] = None
+            return self._extras["entities"]  # type: ignore[no-any-return]
+
+    def generated_questions(self) -> QuestionVectors:
+        """The vectors of the questions written for the corpus sentences at index time
+        (``<corpus>/enrichment.jsonl``; none when absent), embedded once and kept beside the index.
+
+        Raises:
+            EnrichmentError: the enrichment file cannot be read.
+        """
+        from chatbot.enrichment import QuestionVectors
+
+        with self._extras_lock:
+            if "questions" not in self._extras:
+                self._extras["questions"] = QuestionVectors.load(
+                    self.settings.corpus_dir, self.settings.index_dir, self.embedder, self.settings.model
+                )
+            return self._extras["questions"]  # type: ignore[no-any-return]
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""

@@ -73,9 +73,25 @@ def test_abstains_in_the_question_language_and_lists_the_closest_articles(retrie
     assert english.text == NOT_FOUND["en"]
 
 
-def test_questions_of_the_interviewer_are_never_quoted_as_answers(retriever: Retriever) -> None:
-    result = answer(retriever, "Et les marques ?", settings=OPEN)
-    assert all(not c.quote.endswith("?") for c in result.citations)
+def test_questions_of_the_interviewer_are_never_quoted_as_answers(settings: Settings) -> None:
+    # The question asked is, word for word, a question of the article (its best match), alone
+    # in its passage: what is quoted is another sentence.
+    faq = (
+        "# Questions aux marques\n\n"
+        "Pourquoi les marques doivent-elles dialoguer avec leurs clients sur LinkedIn ?\n\n"
+        "Les marques qui dialoguent avec leurs clients gagnent leur confiance sur LinkedIn."
+    )
+    (settings.corpus_dir / "faq.md").write_text(faq, encoding="utf-8")
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    asked = "Pourquoi les marques doivent-elles dialoguer avec leurs clients sur LinkedIn ?"
+    assert any(h.chunk.text == asked for h in retriever.search(asked, k=5))  # the question is retrieved
+    result = answer(retriever, asked, settings=OPEN)
+    assert result.citations and not any(c.quote.endswith("?") for c in result.citations)
+    assert (
+        result.citations[0].quote
+        == "Les marques qui dialoguent avec leurs clients gagnent leur confiance sur LinkedIn."
+    )
 
 
 def test_an_answer_to_an_interview_question_is_quoted_with_its_question(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
+from chatbot.answer import NOT_FOUND
 from chatbot.app import ChatService, answer_text, text_of
 from chatbot.cli import main
 
@@ -124,26 +126,33 @@ def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retrieve
 
 
 @pytest.mark.parametrize(
-    "question",
+    ("question", "expected"),
     [
-        "Quelle part des PME a un site web ? 🤔🚀",
-        "中国有多少网民？",
-        "ما هي نسبة الشركات على لينكدإن؟",
-        "<script>alert(1)</script> Quelle part des PME a un site web ?",
-        "![x](http://evil.example/pixel.png) [cliquez ici](javascript:alert(1)) LinkedIn ?",
-        "Linked\x00In\x1b[31m \u202e ?",
+        ("Quelle part des PME a un site web ? 🤔🚀", "66%"),
+        ("中国有多少网民？", None),
+        ("ما هي نسبة الشركات على لينكدإن؟", NOT_FOUND["fr"]),
+        ("<script>alert(1)</script> Quelle part des PME a un site web ?", "66%"),
+        ("![x](http://evil.example/pixel.png) [cliquez ici](javascript:alert(1)) LinkedIn ?", None),
+        ("Linked\x00In\x1b[31m \u202e ?", None),
     ],
 )
-def test_odd_questions_get_an_answer_or_a_short_message_and_nothing_live(chat_url: str, question: str) -> None:
+def test_odd_questions_are_read_like_any_other_and_nothing_in_them_runs(
+    chat_url: str, question: str, expected: str | None
+) -> None:
+    """Emoji, other scripts, HTML, Markdown links, control characters: each question is read and
+    gets the chat's answer (``expected``: a fact quoted, or the decline message; ``None``: any
+    answer or decline), never a refusal or an error; it is shown as typed, escaped."""
     messages = _ask(Client(chat_url, verbose=False), question, [])
-    user = next(m for m in messages if m["role"] == "user")
-    replies = [m for m in messages if m["role"] == "assistant"]
-    assert replies and text_of(replies[0]["content"]).strip()
-    for message in messages:
-        content = text_of(message["content"])
-        assert "<script" not in content and "<img" not in content  # escaped: shown, never run
-        assert "<a " not in content  # a Markdown link stays text
-    assert "&lt;script&gt;" in text_of(user["content"]) or "<" not in question
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    user, reply = (text_of(m["content"]) for m in messages)
+    assert user == html.escape(question, quote=False)  # shown as text, exactly as typed
+    assert re.search(r'<div class="answer" data-answer="[0-9a-f]+"', reply), reply  # an answer, not a refusal
+    if expected == NOT_FOUND["fr"]:
+        assert answer_text(reply) == expected
+    elif expected is not None:
+        assert expected in answer_text(reply) and "[1]" in answer_text(reply)
+    assert "<script" not in reply and "<img" not in reply  # escaped: shown, never run
+    assert "<a " not in reply  # a Markdown link stays text
 
 
 def test_a_100_kb_question_is_refused_in_french_without_error(chat_url: str) -> None:

@@ -1,13 +1,17 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from chatbot.chunking import Chunk
-from chatbot.corpus import load_corpus
+from chatbot.answer import Answer, Citation, split_sentences, with_citations
+from chatbot.chunking import Chunk, chunk_article
+from chatbot.corpus import Article, load_corpus
 from chatbot.errors import ChatbotError
 from chatbot.evaluation import (
     Question,
+    citation_article_rate,
+    citation_matches_article,
     evaluate,
     load_questions,
     mrr_at,
@@ -16,6 +20,7 @@ from chatbot.evaluation import (
     recall_at,
     relevance,
 )
+from chatbot.retrieval import Hit
 
 from .conftest import REPO
 
@@ -98,3 +103,64 @@ def test_the_project_question_set_is_well_formed() -> None:
     assert covered == set(texts), "every article has questions"
     for line in (REPO / "evaluation" / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         assert set(json.loads(line)) <= {"id", "question", "evidence", "lang", "kind", "history"}
+
+
+ARTICLE = Article(
+    id="chine",
+    title="L’entrepreneuriat en Chine",
+    text=(
+        "Hong Kong plafonne l’imposition à 16,5% sur les profits. Il n’existe pas de TVA.\n\n"
+        "Shenzhen consacre 4,3% de son PIB à la recherche et au développement. "
+        "Un mois à Shenzhen équivaut à trois mois ailleurs."
+    ),
+    path=Path("chine.md"),
+)
+
+
+def _cited(article: Article = ARTICLE) -> Citation:
+    """A citation built the way answers build theirs: a sentence of a passage that does not start
+    the article (so the passage's offset in the article counts)."""
+    chunk = next(c for c in chunk_article(article, 80, 0) if "4,3%" in c.text)
+    assert chunk.start > 0
+    hit = Hit(chunk, 1.0, 1)
+    sentence = next(s for s in split_sentences(hit, 10) if "4,3%" in s.text)
+    (citation,) = with_citations("Que consacre Shenzhen à la recherche ?", [sentence], (), 1.0, "fr", [hit]).citations
+    return citation
+
+
+def test_a_citation_matches_the_article_at_its_offsets_and_a_shifted_one_does_not() -> None:
+    citation = _cited()
+    assert citation_matches_article(citation, ARTICLE.text)
+    assert ARTICLE.text[citation.chunk_start + citation.quote_start :].startswith("Shenzhen consacre 4,3%")
+    # The passage placed one character later in the article: the quote and the passage text it
+    # carries still agree (so is_valid cannot see it), but the article view would mark other words.
+    shifted = replace(citation, chunk_start=citation.chunk_start + 1, chunk_end=citation.chunk_end + 1)
+    assert shifted.is_valid()
+    assert not citation_matches_article(shifted, ARTICLE.text)
+    earlier = replace(citation, chunk_start=citation.chunk_start - 1, chunk_end=citation.chunk_end - 1)
+    assert not citation_matches_article(earlier, ARTICLE.text)
+
+
+def test_a_citation_of_an_index_built_from_another_text_does_not_match_the_article() -> None:
+    citation = _cited()
+    edited = "Un paragraphe ajouté.\n\n" + ARTICLE.text  # the article edited, the index not rebuilt
+    assert citation.is_valid() and not citation_matches_article(citation, edited)
+    assert not citation_matches_article(citation, ARTICLE.text[: citation.chunk_end - 1])  # cut short
+    outside = replace(citation, quote_end=citation.chunk_end - citation.chunk_start + 1)  # past its passage
+    assert not citation_matches_article(outside, ARTICLE.text)
+
+
+def test_citation_article_rate_matches_a_hand_count() -> None:
+    good = _cited()
+    shifted = replace(good, chunk_start=good.chunk_start + 1, chunk_end=good.chunk_end + 1)
+    elsewhere = replace(good, article_id="absent")
+    answers = [
+        Answer("q1", "…", False, (good, shifted)),
+        Answer("q2", "…", True),
+        Answer("q3", "…", False, (good, elsewhere)),
+    ]
+    # 4 citations: good, good match; shifted does not; an article not in the corpus does not.
+    assert citation_article_rate(answers, {"chine": ARTICLE}) == 0.5
+    assert citation_article_rate(answers[:1], {"chine": ARTICLE}) == 0.5
+    assert citation_article_rate([Answer("q", "…", False, (good,))], {"chine": ARTICLE}) == 1.0
+    assert citation_article_rate([answers[1]], {"chine": ARTICLE}) == 1.0  # no citation, nothing wrong

@@ -74,6 +74,7 @@ def test_only_the_changed_article_is_embedded_again(settings: Settings) -> None:
     assert len(twitter_chunks) == report.embedded_chunks
     assert second.documents == len(twitter_chunks) + sum(len(c.sentences()) for c in twitter_chunks)
     kept = [c for c in new_chunks if c.article_id != "twitter"]
+    assert [c.id for c in kept] == [i for i in old if not i.startswith("twitter:")]  # none dropped, none added
     assert all(old[c.id] == c for c in kept)  # same ids, same text, same offsets
 
 

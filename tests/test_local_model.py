@@ -184,9 +184,26 @@ def test_a_bare_keyword_query_is_answered_with_the_sentences_that_hold_it(retrie
     assert "LinkedIn" in result.citations[0].quote and model.prompts == []  # the model was not asked
 
 
+class GatedModel(SlowModel):
+    """Starts writing its first answer only once ``others`` questions wait behind it: every place
+    in line is then known, whatever the threads' timing."""
+
+    def __init__(self, queue: ModelQueue, others: int) -> None:
+        super().__init__(delay=0.02)
+        self.queue, self.others = queue, others
+
+    def complete(self, messages: Sequence[dict[str, str]], max_tokens: int, deadline: float) -> Iterator[str]:
+        limit = time.monotonic() + 5
+        while self.queue.waiting < self.others and time.monotonic() < limit:
+            time.sleep(0.01)
+        self.others = 0  # only the first answer waits
+        yield from super().complete(messages, max_tokens, deadline)
+
+
 def test_one_model_answers_one_question_at_a_time_and_the_others_see_their_place(retriever: Retriever) -> None:
-    model = SlowModel(delay=0.02)
-    reader = _reader(model, ModelQueue(capacity=8, max_wait_s=30))
+    queue = ModelQueue(capacity=8, max_wait_s=30)
+    model = GatedModel(queue, others=2)
+    reader = _reader(model, queue)
     seen: list[list[object]] = [[] for _ in range(3)]
 
     def ask(i: int) -> None:
@@ -199,8 +216,10 @@ def test_one_model_answers_one_question_at_a_time_and_the_others_see_their_place
         thread.join()
     assert model.most_at_once == 1
     assert all(isinstance(s[-1], Answer) and s[-1].mode == "llm" for s in seen)
-    places = [i.position for s in seen for i in s if isinstance(i, Progress) and i.stage == "queue"]
-    assert places and max(places) >= 1
+    places = [[i.position for i in s if isinstance(i, Progress) and i.stage == "queue"] for s in seen]
+    # One question had the model at once; the next was told it is next, the last that it is 2nd.
+    assert sorted(p[:1] for p in places) == [[], [1], [2]]
+    assert all(p == sorted(p, reverse=True) for p in places)  # a place only ever moves forward
 
 
 def test_a_full_queue_or_a_slow_model_serves_the_extractive_answer_with_a_note(retriever: Retriever) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chatbot.analysis import analyze
@@ -41,7 +41,14 @@ def test_sentences_are_verbatim_and_citations_built_from_them_are_valid(text: st
         assert citation.is_valid()
 
 
-@given(TEXT, TEXT)
-def test_a_quote_that_is_not_at_its_offsets_is_never_valid(passage: str, quote: str) -> None:
-    citation = Citation(1, "a", "T", "a:0", passage, quote, 0, len(quote), 0, len(passage))
-    assert citation.is_valid() == (bool(quote) and passage.startswith(quote))
+@given(TEXT, st.data())
+def test_a_quote_changed_by_one_character_is_never_valid(passage: str, data: st.DataObject) -> None:
+    assume(passage)
+    start = data.draw(st.integers(0, len(passage) - 1))
+    end = data.draw(st.integers(start + 1, len(passage)))
+    quote = passage[start:end]
+    assert Citation(1, "a", "T", "a:0", passage, quote, start, end, 0, len(passage)).is_valid()
+    at = data.draw(st.integers(0, len(quote) - 1))
+    other = "b" if quote[at] == "a" else "a"
+    changed = quote[:at] + other + quote[at + 1 :]
+    assert not Citation(1, "a", "T", "a:0", passage, changed, start, end, 0, len(passage)).is_valid()

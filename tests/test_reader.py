@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from chatbot import analysis
 from chatbot.answer import AnswerSettings, answer
 from chatbot.index import build_index
 from chatbot.question import analyze_question, holds, mentions
@@ -13,7 +15,7 @@ from chatbot.reader import FEATURES, ExtractiveReader, ReaderModel, default_mode
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
-from .conftest import OPEN, FakeEmbedder
+from .conftest import OPEN, REPO, FakeEmbedder
 
 
 @pytest.mark.parametrize(
@@ -113,11 +115,18 @@ def test_make_reader_defaults_and_refusals() -> None:
 
 def test_the_packaged_model_matches_the_features_and_round_trips() -> None:
     model = default_model()
+    written = json.loads((REPO / "chatbot" / "reader_model.json").read_text(encoding="utf-8"))
     assert model.features == FEATURES
-    assert 0.0 < model.threshold < 1.0
-    again = ReaderModel.from_json(model.to_json())
-    x = np.ones((2, len(FEATURES)))
-    assert np.allclose(again.probabilities(x), model.probabilities(x))
+    assert (model.threshold, model.intercept, model.coef) == (
+        written["threshold"],
+        written["intercept"],
+        tuple(written["coef"]),
+    )
+    assert model.trained_on == tuple(written["trained_on"])
+    assert ReaderModel.from_json(model.to_json()) == model
+    # At the feature means every standardised feature is 0: the probability is the intercept's.
+    at_mean = model.probabilities(np.array([model.mean]))[0]
+    assert at_mean == pytest.approx(1 / (1 + np.exp(-written["intercept"])))
 
 
 def test_a_model_trained_on_other_features_is_refused() -> None:
@@ -160,3 +169,48 @@ def test_cli_refuses_the_server_reader_without_a_server(
     code = main(["ask", "Quelle TVA ?", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)])
     assert code == EXIT_USAGE
     assert "needs an OpenAI-compatible server" in capsys.readouterr().err
+
+
+def test_a_year_is_not_a_count() -> None:
+    assert not holds("number", "Des étudiants ont fondé DJI en 2006.")
+    assert holds("number", "Trois étudiants ont fondé DJI en 2006.")
+    assert holds("number", "DJI emploie 14 000 personnes.")
+
+
+def test_the_counted_thing_and_the_organisation_kind_are_read_from_the_question() -> None:
+    assert analyze_question("Combien d'employés compte Huawei ?").counted == frozenset(analysis.analyze("employés"))
+    assert analyze_question("Combien de temps faut-il à Shenzhen ?").counted == frozenset()
+    assert analyze_question("Quelle entreprise a été fondée par des étudiants ?").asked == "organisation"
+    assert analyze_question("Where is the headquarters of Huawei?").asked == "place"
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Retriever:
+    """Two companies: one whose founder the article names, one it only dates."""
+    corpus = tmp_path / "named"
+    corpus.mkdir()
+    (corpus / "societes.md").write_text(
+        "# Deux sociétés\n\nLa société Agorize a été lancée en 2011 et organise des concours d’innovation.\n\n"
+        "La société Tencent a été fondée en 1998 par Ma Huateng, un ingénieur de Shenzhen.\n\n"
+        "Huawei a vendu 100 millions de smartphones cette année, dont la moitié en Europe.\n\n"
+        "Huawei emploie aujourd’hui 180 000 salariés dans le monde entier.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "named-index", model="fake", chunk_size=120,
+                        chunk_overlap=20)  # fmt: skip
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
+
+
+def test_who_about_a_named_thing_needs_a_person_named_near_it(named: Retriever) -> None:
+    dated = answer(named, "Qui a fondé Agorize ?", settings=OPEN)
+    assert dated.abstained and dated.reason == "no sentence about agorize names a person"
+    founded = answer(named, "Qui a fondé Tencent ?", settings=OPEN)
+    assert not founded.abstained and "Ma Huateng" in founded.citations[0].quote
+
+
+def test_a_count_about_a_named_thing_must_count_the_asked_thing(named: Retriever) -> None:
+    other = answer(named, "Combien de magasins compte Huawei ?", settings=OPEN)
+    assert other.abstained and other.reason == "no sentence about huawei counts magasin"
+    counted = answer(named, "Combien de salariés compte Huawei ?", settings=OPEN)
+    assert not counted.abstained and "180 000 salariés" in counted.citations[0].quote
