@@ -19,7 +19,7 @@ from chatbot.settings import MODES, READERS, Settings
 
 if TYPE_CHECKING:
     from chatbot.index import BuildReport
-    from chatbot.llm import LLMConfig
+    from chatbot.llm import LLMConfig, Writer
     from chatbot.reader import Reader
 
 EXIT_ERROR = 1
@@ -52,10 +52,20 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     Only changed articles are embedded again; when nothing changed it ends at once.
 
+    With --enrich local (the bundled model) or server (--llm-url), a language model also writes
+    the questions each new or changed sentence answers, into <corpus>/enrichment.jsonl.
+
     Example: chatbot index --corpus corpus/ --index index/ --rebuild
+             chatbot index --enrich local --local-model qwen2.5-coder-1.5b
     """
     settings = _settings(args)
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
+    enriched = _enrich(settings, args) if args.enrich != "off" else None
+    if report.written or enriched:
+        from chatbot.entities import SentenceEntities
+        from chatbot.index import load_index
+
+        SentenceEntities.load(load_index(settings).chunks, settings.index_dir)  # tagged now, not at a question
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     for notice in report.notices:
@@ -73,6 +83,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
         "seconds": round(report.seconds, 3),
         "written": report.written,
+        "enriched_sentences": enriched or 0,
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
@@ -84,6 +95,38 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.removed_articles} removed, {len(report.skipped)} files skipped, {report.seconds:.2f} s."
         )
     return 0
+
+
+def _enrich(settings: Settings, args: argparse.Namespace) -> int:
+    """Have a language model write the questions of the sentences not enriched yet; how many."""
+    from tqdm import tqdm
+
+    from chatbot.enrichment import FILENAME, enrich, load_enrichment, pending
+    from chatbot.index import load_index
+
+    path = settings.corpus_dir / FILENAME
+    todo = pending(load_index(settings).chunks, load_enrichment(path))
+    if not todo:
+        return 0
+    writer: Writer
+    if args.enrich == "local":
+        from chatbot.local_model import local_writer
+
+        local = local_writer(args.local_model)
+        writer, model = local, local.model.spec.name
+    else:
+        from chatbot.llm import ServerWriter
+
+        config = _llm(args)
+        if config is None:
+            raise UsageError(
+                "--enrich server needs --llm-url and --llm-model (or CHATBOT_LLM_URL / CHATBOT_LLM_MODEL)."
+            )
+        writer, model = ServerWriter(config), config.model
+    rows = enrich(todo, writer, path, model)
+    for _ in tqdm(rows, total=len(todo), desc=f"Writing questions with {model}", unit="sentence", disable=args.json):
+        pass
+    return len(todo)
 
 
 def _build_with_progress(settings: Settings, *, rebuild: bool, quiet: bool) -> BuildReport:
@@ -384,6 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("index", cmd_index)
     p.add_argument("--rebuild", action="store_true", help="embed every article again")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    group = p.add_argument_group("Enrichment: the questions each sentence answers, written by a language model")
+    group.add_argument(
+        "--enrich",
+        choices=("off", "local", "server"),
+        default="off",
+        help="local: the bundled model; server: --llm-url; off (default): keep the file as it is",
+    )
+    group.add_argument("--local-model", choices=list(MODELS), help="the local model (default: the 1.5B when installed)")
+    group.add_argument("--llm-url", help="OpenAI-compatible base URL (env CHATBOT_LLM_URL)")
+    group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
+    group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
+    group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per sentence (default 120)")
 
     p = add("search", cmd_search)
     p.add_argument("question")

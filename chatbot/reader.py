@@ -158,6 +158,13 @@ class Reading:
     # that thing names a person / place / organisation other than it; or a count of something
     # («Combien d'employés…») that no sentence about the thing gives.
     names_missing: bool = False
+    # Sentences closer to a question written for them at index time than to the question
+    # itself: the bonus that orders the quotes (chatbot.enrichment).
+    asked_by: dict[tuple[str, int, int], float] = field(default_factory=dict, compare=False, repr=False)
+
+    def first_score(self, sentence: Sentence) -> float:
+        """How strongly a quoted sentence should come first: its score and the enrichment's bonus."""
+        return sentence.score + self.asked_by.get((sentence.hit.chunk.id, sentence.start, sentence.end), 0.0)
 
     def feature(self, name: str) -> float:
         return float(self.features[FEATURES.index(name)])
@@ -182,9 +189,19 @@ def read_passages(
     # Who / where / which organisation about a named thing: the sentences' named entities.
     entities = retriever.entities() if asked.asked in ANSWERS and asked.focus else None
 
-    def add(sentence: Sentence, cos: float, ranking_cos: float, context: str) -> None:
+    written = retriever.generated_questions() if settings.enrichment_weight else None
+    asked_by: dict[tuple[str, int, int], float] = {}
+
+    def add(sentence: Sentence, cos: float, ranking_cos: float, context: str, own: str) -> None:
         words = frozenset(analysis.analyze(sentence.text))
         score = ranking_cos + settings.lexical_weight * _share(terms, words) + settings.rank_weight / sentence.hit.rank
+        generated = written.of(sentence.hit.chunk.article_id, own) if written is not None else ()
+        if len(generated):
+            # Closer to a question the sentence answers than to the sentence itself: decides
+            # which of the quoted sentences comes first (not which are quoted, nor declines).
+            asked_by[(sentence.hit.chunk.id, sentence.start, sentence.end)] = settings.enrichment_weight * max(
+                0.0, float((generated @ q_vec).max()) - cos
+            )
         folded = context if sentence.joined else fold(sentence.text)
         named = entities.of(sentence.text) if entities is not None else ()
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))
@@ -200,7 +217,7 @@ def read_passages(
             cos = float(vectors[sentence.position] @ q_vec)
             before = sentences[i - 1] if i else None
             context = fold(hit.chunk.text[before.start if before else sentence.start : sentence.end])
-            add(sentence, cos, cos, context)
+            add(sentence, cos, cos, context, sentence.text)
             if before is not None and before.text.endswith("?"):
                 # An interview answer often does not say what it answers: quoted with its question
                 # («Le point faible de Hong Kong ? Le coût du logement…») when the question matches.
@@ -208,7 +225,7 @@ def read_passages(
                 joined = replace(
                     sentence, start=before.start, text=hit.chunk.text[before.start : sentence.end], joined=True
                 )
-                add(joined, max(cos, asked_cos), max(cos, settings.question_carry * asked_cos), context)
+                add(joined, max(cos, asked_cos), max(cos, settings.question_carry * asked_cos), context, sentence.text)
     words = fold(" ".join(question.split()))
     literal = tuple(asked.keyword and mentions(words, c.folded) >= 1.0 for c in candidates)
     passages = {h.chunk.id: fold(h.chunk.text) for h in hits}
@@ -230,7 +247,9 @@ def read_passages(
             if holds(asked.asked, c.sentence.text) and _focus_share(asked.focus, passages[c.sentence.hit.chunk.id]) > 0
         ]  # fmt: skip
         missing = missing or not any(asked.counted & c.words for c in counting)
-    return Reading(question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing)
+    return Reading(
+        question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing, asked_by
+    )
 
 
 def _names_the_asked(asked: QuestionAnalysis, candidate: Candidate) -> bool:
@@ -370,9 +389,24 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
     best = evidence[0]
     close = itertools.takewhile(lambda s: s.score >= best.score - settings.margin, evidence)
-    chosen = list(itertools.islice(close, settings.max_sentences))
+    chosen = sorted(itertools.islice(close, settings.max_sentences), key=lambda s: -reading.first_score(s))
+    if _answers_alone(reading, chosen[0]):
+        chosen = chosen[:1]  # never three sentences where one answers
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
     return replace(composed, evidence=tuple(evidence))
+
+
+def _answers_alone(reading: Reading, sentence: Sentence) -> bool:
+    """The sentence gives the asked kind of fact (a number, an amount, a date) about the asked
+    thing, with half the question's other words: it is the answer, the runners-up would only
+    dilute it. Measured on the tuning sets: quotes per answer 2.33 -> 2.23, evidence unchanged."""
+    asked = reading.analysis
+    if not asked.shaped or not holds(asked.asked, sentence.text):
+        return False
+    candidate = next((c for c in reading.candidates if c.sentence == sentence), None)
+    if candidate is None or (asked.focus and _focus_share(asked.focus, candidate.context) == 0):
+        return False
+    return not asked.predicate or _share(asked.predicate, candidate.words) >= 0.5
 
 
 def _overlaps(a: Sentence, b: Sentence) -> bool:
