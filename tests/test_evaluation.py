@@ -10,6 +10,7 @@ from chatbot.corpus import Article, load_corpus
 from chatbot.errors import ChatbotError
 from chatbot.evaluation import (
     Question,
+    answer_metrics,
     citation_article_rate,
     citation_matches_article,
     evaluate,
@@ -164,3 +165,18 @@ def test_citation_article_rate_matches_a_hand_count() -> None:
     assert citation_article_rate(answers[:1], {"chine": ARTICLE}) == 0.5
     assert citation_article_rate([Answer("q", "…", False, (good,))], {"chine": ARTICLE}) == 1.0
     assert citation_article_rate([answers[1]], {"chine": ARTICLE}) == 1.0  # no citation, nothing wrong
+
+
+def test_the_first_quote_rate_reads_only_the_first_quote_and_quotes_are_counted_per_answer() -> None:
+    chunk = next(c for c in chunk_article(ARTICLE, 400, 0))
+    hit = Hit(chunk, 1.0, 1)
+    tax, shenzhen = (next(s for s in split_sentences(hit, 10) if key in s.text) for key in ("16,5%", "4,3%"))
+    asked = Question(id="q", question="Quel impôt à Hong Kong ?", evidence=("16,5% sur les profits",))
+    first = with_citations(asked.question, [tax, shenzhen], (), 1.0, "fr", [hit])
+    second = with_citations(asked.question, [shenzhen, tax], (), 1.0, "fr", [hit])
+    unanswerable = Question(id="u", question="Quel temps fait-il ?", evidence=())
+    declined = Answer(unanswerable.question, "Je ne trouve pas.", True)
+    metrics = answer_metrics([asked, asked, unanswerable], [first, second, declined])
+    assert metrics["answer_evidence_rate"] == 1.0  # both quote the evidence somewhere
+    assert metrics["answer_first_rate"] == 0.5  # only one puts it first
+    assert metrics["quotes_per_answer"] == 2.0  # the declined answer is not counted

@@ -50,6 +50,7 @@ RETRIEVAL_FLOORS = ("recall@5", "mrr@10")
 # How each answer floor is held: a rate that must stay at or above it, or at or below it.
 ANSWER_FLOORS = {
     "answer_evidence_rate": operator.ge,
+    "answer_first_rate": operator.ge,
     "abstain_correct": operator.ge,
     "abstain_false": operator.le,
     "keyword_evidence": operator.ge,
