@@ -162,7 +162,11 @@ def check_answer(
     # An English question's words cannot be looked for in French quotes.
     french = analysis.detect_language(question) == "fr"
     asked = frozenset(analysis.analyze(question)) if french else frozenset()
-    subject = analyze_question(question).focus if question else ()
+    read = analyze_question(question) if question else None
+    # The question's subject: its named things, and its figures («en 2016»: a quote about 2015
+    # does not answer it).
+    subject = (*read.focus, *_FIGURES.findall(question)) if read else ()
+    counted = bool(read and read.counted)
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
     dropped = 0
@@ -173,6 +177,8 @@ def check_answer(
         if not claim or claim.endswith("?") or claim.endswith(":"):
             continue  # stray markers; a question (the model echoing it) or a list's lead-in is no answer
         claimed = Claim(frozenset(analysis.analyze(claim)), named_things(claim), subject)
+        if counted and _only_shares(claimed.terms):
+            continue  # «Combien d'entreprises…» answered by «79 %»: a share is not a count
         cited = list(dict.fromkeys(int(m) for m in _MARKER.findall(sentence)))
         quotes = {n: _supporting_sentence(claimed, passages[n - 1], min_overlap, asked)
                   for n in cited if 0 < n <= len(passages)}  # fmt: skip
@@ -197,6 +203,15 @@ def check_answer(
         body, end = _TRAILING.match(claim).groups()  # type: ignore[union-attr]
         out.append(f"{body}{''.join(f' [{n}]' for n in kept)}{end}")
     return " ".join(out), citations, dropped
+
+
+_FIGURES = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")  # years in a question
+
+
+def _only_shares(terms: frozenset[str]) -> bool:
+    """The claim's only figures are percentages (it gives a share, not a count)."""
+    figures = [t for t in terms if any(ch.isdigit() for ch in t)]
+    return bool(figures) and all(t.endswith("%") for t in figures)
 
 
 @dataclass(frozen=True)
@@ -249,9 +264,9 @@ def _supporting_sentence(
                 continue
         if claim.names or claim.subject:
             around = fold(hit.chunk.text[before : sentence.end])
-            if any(mentions(name, around) < 0.5 for name in claim.names):
-                continue  # a name the quote does not give: another country, another company
-            if any(mentions(name, f"{around} {title}") == 0 for name in claim.subject):
+            if any(mentions(name, around) < 1.0 for name in claim.names):
+                continue  # a name the quote does not give whole: another country, another company
+            if any(mentions(fold(name), f"{around} {title}") < 1.0 for name in claim.subject):
                 continue  # the asked thing is not what the quote is about
         best, key = sentence, candidate
     return best

@@ -164,7 +164,7 @@ class Reading:
 
     def first_score(self, sentence: Sentence) -> float:
         """How strongly a quoted sentence should come first: its score and the enrichment's bonus."""
-        return sentence.score + self.asked_by.get((sentence.hit.chunk.id, sentence.start, sentence.end), 0.0)
+        return sentence.score + self.asked_by.get(_span(sentence), 0.0)
 
     def feature(self, name: str) -> float:
         return float(self.features[FEATURES.index(name)])
@@ -389,11 +389,19 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
     best = evidence[0]
     close = itertools.takewhile(lambda s: s.score >= best.score - settings.margin, evidence)
-    chosen = sorted(itertools.islice(close, settings.max_sentences), key=lambda s: -reading.first_score(s))
+    literal = {_span(sentences[i]) for i, is_literal in enumerate(reading.literal) if is_literal}
+    chosen = sorted(
+        itertools.islice(close, settings.max_sentences),
+        key=lambda s: (_span(s) not in literal, -reading.first_score(s)),  # a keyword's literal mention stays first
+    )
     if _answers_alone(reading, chosen[0]):
         chosen = chosen[:1]  # never three sentences where one answers
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
     return replace(composed, evidence=tuple(evidence))
+
+
+def _span(sentence: Sentence) -> tuple[str, int, int]:
+    return sentence.hit.chunk.id, sentence.start, sentence.end
 
 
 def _answers_alone(reading: Reading, sentence: Sentence) -> bool:

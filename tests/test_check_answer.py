@@ -111,3 +111,28 @@ def test_numbered_lists_keep_only_checked_items_without_tags() -> None:
 )
 def test_a_model_saying_the_passages_do_not_answer_is_read_as_a_decline(written: str, declines: bool) -> None:
     assert says_not_found(written) is declines
+
+
+def test_a_name_half_given_by_the_quote_or_a_year_it_does_not_give_is_refused() -> None:
+    hits = _one_passage(
+        "Stéphane Pallez, CEO de La Française des Jeux, publie sur LinkedIn. Les fonds ont levé 230 milliards en 2015."
+    )
+    excerpt = [Excerpt.whole(hits[0])]
+    # «CEO of Huawei»: the quote gives «CEO» but not Huawei.
+    text, kept, _ = check_answer("The CEO of Huawei is Stéphane Pallez [1].", excerpt, 0.5, "Who is the CEO of Huawei?")
+    assert kept == [] and text == ""
+    # Asked for 2016, the quote is about 2015.
+    asked = "Combien les fonds ont-ils levé en 2016 ?"
+    text, kept, _ = check_answer("Les fonds ont levé 230 milliards [1].", excerpt, 0.5, asked)
+    assert kept == [] and text == ""
+    text, kept, _ = check_answer("Les fonds ont levé 230 milliards [1].", excerpt, 0.5, asked.replace("2016", "2015"))
+    assert len(kept) == 1 and "2015" in kept[0].quote
+
+
+def test_a_share_does_not_answer_a_count() -> None:
+    hits = _one_passage("Plus de 79% des entreprises interrogées par Hinge déclarent avoir gagné en visibilité.")
+    excerpt = [Excerpt.whole(hits[0])]
+    text, kept, _ = check_answer("79% [1]", excerpt, 0.5, "Combien d'entreprises Hinge a-t-il interrogées ?")
+    assert kept == [] and text == ""
+    text, kept, _ = check_answer("79% [1]", excerpt, 0.5, "Quelle part des entreprises a gagné en visibilité ?")
+    assert len(kept) == 1
