@@ -266,6 +266,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     service = ChatService(settings, reader=_reader(args))
     service.retriever.search("démarrage")  # load the model now, not on the first question
+    service.retriever.generated_questions()  # and the enrichment's vectors (embedded once per index)
+    service.retriever.entities()
     service.warm_in_background()  # a language model loads while the page opens
     print(f"Feedback (👍/👎) is written to {service.feedback.path.resolve()}", file=sys.stderr)
     launch(service, args.host, args.port)
