@@ -18,6 +18,7 @@ from chatbot.local_model import MODELS
 from chatbot.settings import MODES, READERS, Settings
 
 if TYPE_CHECKING:
+    from chatbot.chunking import Chunk
     from chatbot.index import BuildReport
     from chatbot.llm import LLMConfig, Writer
     from chatbot.reader import Reader
@@ -60,12 +61,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
-    enriched = _enrich(settings, args) if args.enrich != "off" else None
-    if report.written or enriched:
+    if report.written or args.enrich != "off":
         from chatbot.entities import SentenceEntities
         from chatbot.index import load_index
 
-        SentenceEntities.load(load_index(settings).chunks, settings.index_dir)  # tagged now, not at a question
+        chunks = load_index(settings).chunks
+        enriched = _enrich(settings, args, chunks) if args.enrich != "off" else 0
+        SentenceEntities.load(chunks, settings.index_dir)  # tagged now (or read from its cache), not at a question
+    else:
+        enriched = 0
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     for notice in report.notices:
@@ -83,7 +87,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
         "seconds": round(report.seconds, 3),
         "written": report.written,
-        "enriched_sentences": enriched or 0,
+        "enriched_sentences": enriched,
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
@@ -97,15 +101,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _enrich(settings: Settings, args: argparse.Namespace) -> int:
+def _enrich(settings: Settings, args: argparse.Namespace, chunks: Sequence[Chunk]) -> int:
     """Have a language model write the questions of the sentences not enriched yet; how many."""
     from tqdm import tqdm
 
     from chatbot.enrichment import FILENAME, enrich, load_enrichment, pending
-    from chatbot.index import load_index
 
     path = settings.corpus_dir / FILENAME
-    todo = pending(load_index(settings).chunks, load_enrichment(path))
+    todo = pending(chunks, load_enrichment(path))
     if not todo:
         return 0
     writer: Writer

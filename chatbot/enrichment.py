@@ -14,11 +14,10 @@ reader (:mod:`chatbot.reader`) only scores a sentence by its nearest generated q
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
 import re
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
+from chatbot.index import write_cache
 
 if TYPE_CHECKING:
     from chatbot.embedding import Embedder
@@ -242,23 +242,9 @@ class QuestionVectors:
         except (OSError, ValueError):
             texts = [q for k in keys for q in rows[k].questions]
             vectors = np.ascontiguousarray(embedder.encode_queries(texts), dtype=np.float32)
-            _save(cache, vectors)
+            buffer = io.BytesIO()
+            np.save(buffer, vectors, allow_pickle=False)
+            write_cache(cache, buffer.getvalue())
         if vectors.ndim != 2 or len(vectors) != sum(len(rows[k].questions) for k in keys):
             raise EnrichmentError(f"The enrichment cache {cache} does not match {path}; delete it.")
         return cls(rows, keys, vectors)
-
-
-_SAVE_LOCK = threading.Lock()
-
-
-def _save(path: Path, vectors: np.ndarray) -> None:
-    """Write atomically: a crash leaves no half-written cache (it is computed again)."""
-    with _SAVE_LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        try:
-            np.save(tmp, vectors, allow_pickle=False)
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only index folder: the vectors serve this process only
-            logger.warning("Could not keep the enrichment vectors in %s: %s", path, exc)
-            tmp.unlink(missing_ok=True)

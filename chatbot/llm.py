@@ -25,7 +25,7 @@ from chatbot import analysis
 from chatbot.answer import NOT_FOUND, Answer, Citation, Progress, Sentence, split_sentences
 from chatbot.errors import ChatbotError, ModelBusyError
 from chatbot.model_queue import Waiting
-from chatbot.question import analyze_question, fold, mentions, named_things
+from chatbot.question import analyze_question, fold, mentions, named_things, years
 from chatbot.retrieval import Hit
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def check_answer(
     read = analyze_question(question) if question else None
     # The question's subject: its named things, and its figures («en 2016»: a quote about 2015
     # does not answer it).
-    subject = (*read.focus, *_FIGURES.findall(question)) if read else ()
+    subject = (*read.focus, *years(question)) if read else ()
     counted = bool(read and read.counted)
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
@@ -205,9 +205,6 @@ def check_answer(
     return " ".join(out), citations, dropped
 
 
-_FIGURES = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")  # years in a question
-
-
 def _only_shares(terms: frozenset[str]) -> bool:
     """The claim's only figures are percentages (it gives a share, not a count)."""
     figures = [t for t in terms if any(ch.isdigit() for ch in t)]
@@ -226,7 +223,7 @@ class Claim:
 
 
 def _supporting_sentence(
-    claim: Claim | frozenset[str], excerpt: Excerpt, min_overlap: float, asked: frozenset[str] = frozenset()
+    claim: Claim, excerpt: Excerpt, min_overlap: float, asked: frozenset[str] = frozenset()
 ) -> Sentence | None:
     """The quote that supports a claim: a sentence of the passage, or two in a row, holding
     every number of the claim and at least ``min_overlap`` of its terms, whose words, with the
@@ -236,8 +233,6 @@ def _supporting_sentence(
     before it), and so must the question's subject (the passage's article title counts):
     «Le taux est de 16,5 % à Macao» is not supported by a sentence about Hong Kong. The one
     holding most wins (among equals, one the model read, then the shorter)."""
-    if isinstance(claim, frozenset):
-        claim = Claim(claim)
     terms = claim.terms
     if not terms:
         return None

@@ -186,6 +186,11 @@ def holds(asked: str, sentence: str) -> bool:
     return False
 
 
+def years(text: str) -> tuple[str, ...]:
+    """The years a text names («en 2016»)."""
+    return tuple(_YEAR.findall(text))
+
+
 def mentions(name: str, text_folded: str) -> float:
     """Share of the words of ``name`` (folded) found as words in ``text_folded``."""
     parts = [p for p in re.split(r"[\s'\-]+", name) if p and p not in _NAME_JOINERS]

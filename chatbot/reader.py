@@ -199,9 +199,7 @@ def read_passages(
         if len(generated):
             # Closer to a question the sentence answers than to the sentence itself: decides
             # which of the quoted sentences comes first (not which are quoted, nor declines).
-            asked_by[(sentence.hit.chunk.id, sentence.start, sentence.end)] = settings.enrichment_weight * max(
-                0.0, float((generated @ q_vec).max()) - cos
-            )
+            asked_by[_span(sentence)] = settings.enrichment_weight * max(0.0, float((generated @ q_vec).max()) - cos)
         folded = context if sentence.joined else fold(sentence.text)
         named = entities.of(sentence.text) if entities is not None else ()
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))

@@ -7,6 +7,7 @@ import logging
 import threading
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -191,14 +192,14 @@ class Retriever:
         once, ~3 s, when no cache holds them); None when spaCy's French pipeline is missing."""
         from chatbot.entities import EntitiesError, SentenceEntities
 
-        with self._extras_lock:
-            if "entities" not in self._extras:
-                try:
-                    self._extras["entities"] = SentenceEntities.load(self.chunks, self.settings.index_dir)
-                except EntitiesError as exc:
-                    logger.warning("Answers without named entities: %s", exc)
-                    self._extras["entities"] = None
-            return self._extras["entities"]  # type: ignore[no-any-return]
+        def load() -> SentenceEntities | None:
+            try:
+                return SentenceEntities.load(self.chunks, self.settings.index_dir)
+            except EntitiesError as exc:
+                logger.warning("Answers without named entities: %s", exc)
+                return None
+
+        return self._extra("entities", load)  # type: ignore[no-any-return]
 
     def generated_questions(self) -> QuestionVectors:
         """The vectors of the questions written for the corpus sentences at index time
@@ -209,12 +210,18 @@ class Retriever:
         """
         from chatbot.enrichment import QuestionVectors
 
+        settings = self.settings
+        return self._extra(  # type: ignore[no-any-return]
+            "questions",
+            lambda: QuestionVectors.load(settings.corpus_dir, settings.index_dir, self.embedder, settings.model),
+        )
+
+    def _extra(self, name: str, load: Callable[[], Any]) -> Any:
+        """What ``load`` gives, computed once per retriever, whichever thread asks first."""
         with self._extras_lock:
-            if "questions" not in self._extras:
-                self._extras["questions"] = QuestionVectors.load(
-                    self.settings.corpus_dir, self.settings.index_dir, self.embedder, self.settings.model
-                )
-            return self._extras["questions"]  # type: ignore[no-any-return]
+            if name not in self._extras:
+                self._extras[name] = load()
+            return self._extras[name]
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""
