@@ -30,7 +30,7 @@ class AnswerSettings:
     # A sentence joins the answer when its score is within this margin of the best one.
     # Measured: the best-scored sentence holds the evidence for about 55 % of questions, one
     # of the best three for about 75 %, so close runners-up are worth quoting. A learned
-    # sentence ranker (logistic, pairwise, boosted trees) did not beat this score (README).
+    # sentence ranker (logistic, pairwise, boosted trees) did not beat this score (docs/measurements.md).
     margin: float = 0.15
     # Sentence score: cosine + lexical_weight x share of the question's terms it holds +
     # rank_weight / rank of its passage.

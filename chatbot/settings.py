@@ -47,7 +47,7 @@ class Settings:
     sentence_weight: float = 0.5
     # BM25 weight for a question detected as English: the French analyzer matches only its
     # names and numbers, which the dense model matches too, so its ranking is mostly noise.
-    # Measured on 112 answerable questions (README): English R@5 0.89 -> 1.00.
+    # Measured on 112 answerable questions (docs/measurements.md): English R@5 0.89 -> 1.00.
     bm25_weight_en: float = 0.0
     # How many candidates each retriever passes to the fusion.
     candidates: int = 50
@@ -55,20 +55,20 @@ class Settings:
     reranker: str | None = None
     # Store one vector per sentence in the index, so that answers score sentences without the
     # model (18 ms an answer instead of ~750 ms on this CPU). Off for very large corpora:
-    # sentences are 82 % of the texts a build embeds and 70 % of the index on disk (README, Scale).
+    # sentences are 82 % of the texts a build embeds and 70 % of the index on disk (docs/scale.md).
     sentence_vectors: bool = True
     max_question_chars: int = 2000
     batch_size: int = 32
     # FAISS index: "flat" (exact), "hnsw" (approximate graph, HNSW32), or "auto": exact up to
     # ``exact_up_to`` chunks, HNSW beyond. Chosen when the index is written and recorded in its
     # manifest; any reader reads either, and ``chatbot index`` rewrites it (without embedding
-    # anything again) when the setting asks for the other kind. Measured (README, Scale): an exact search over 384-d
+    # anything again) when the setting asks for the other kind. Measured (docs/scale.md): an exact search over 384-d
     # vectors costs about 0.14 ms per thousand chunks on this machine; past about 50,000 chunks
     # it costs more than the question's embedding, while HNSW stays under 1 ms at 1M vectors.
     vector_index: VectorIndex = "auto"
     exact_up_to: int = 50_000
     # HNSW search breadth: higher is slower and closer to exact. 256: recall@10 0.96-0.98 for
-    # under 1 ms at 110k-1M vectors (README, Scale); the model takes 20 ms a question anyway.
+    # under 1 ms at 110k-1M vectors (docs/scale.md); the model takes 20 ms a question anyway.
     hnsw_ef_search: int = 256
 
     index_keys: ClassVar[tuple[str, ...]] = (
