@@ -38,9 +38,9 @@ from chatbot.errors import (
 )
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.index import article_text_from_chunks
-from chatbot.llm import LLMConfig
 from chatbot.local_model import LocalWriter
-from chatbot.reader import ModelReader, Reader, make_reader
+from chatbot.reader import Reader, make_reader
+from chatbot.reader.writer import LLMConfig, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
 

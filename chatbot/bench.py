@@ -26,7 +26,8 @@ from chatbot.answer import Answer, answer, stream
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.errors import BenchError
 from chatbot.index import build_index
-from chatbot.reader import ExtractiveReader, ModelReader, Reader
+from chatbot.reader import ExtractiveReader, Reader
+from chatbot.reader.writer import ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Mode, Settings
 
@@ -117,7 +118,7 @@ def _model_figures(
 ) -> dict[str, Any]:
     """A writing reader: the whole answer (retrieval, reading, queue, model, check), the first
     written text, and the model alone on the same prompts (``reader_bare_ms``)."""
-    from chatbot.llm import build_messages, excerpts
+    from chatbot.reader.prompt import build_messages, excerpts
 
     started = time.perf_counter()
     reader.warm()

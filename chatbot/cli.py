@@ -20,8 +20,8 @@ from chatbot.settings import MODES, READERS, Settings
 if TYPE_CHECKING:
     from chatbot.chunking import Chunk
     from chatbot.index import BuildReport
-    from chatbot.llm import LLMConfig, Writer
     from chatbot.reader import Reader
+    from chatbot.reader.writer import LLMConfig, Writer
 
 EXIT_ERROR = 1
 EXIT_INDEX = 2
@@ -105,7 +105,7 @@ def _enrich(settings: Settings, args: argparse.Namespace, chunks: Sequence[Chunk
     """Have a language model write the questions of the sentences not enriched yet; how many."""
     from tqdm import tqdm
 
-    from chatbot.enrichment import FILENAME, enrich, load_enrichment, pending
+    from chatbot.reader.enrichment import FILENAME, enrich, load_enrichment, pending
 
     path = settings.corpus_dir / FILENAME
     todo = pending(chunks, load_enrichment(path))
@@ -118,7 +118,7 @@ def _enrich(settings: Settings, args: argparse.Namespace, chunks: Sequence[Chunk
         local = local_writer(args.local_model)
         writer, model = local, local.model.spec.name
     else:
-        from chatbot.llm import ServerWriter
+        from chatbot.reader.writer import ServerWriter
 
         config = _llm(args)
         if config is None:
@@ -349,7 +349,7 @@ def cmd_model_server(args: argparse.Namespace) -> int:
 
 
 def _llm(args: argparse.Namespace) -> LLMConfig | None:
-    from chatbot.llm import LLMConfig
+    from chatbot.reader.writer import LLMConfig
 
     config = LLMConfig.from_env(args.llm_url, args.llm_model, args.llm_api_key)
     return replace(config, timeout=args.llm_timeout) if config else None

@@ -291,7 +291,7 @@ class LocalModel:
 
 @dataclass(frozen=True)
 class LocalWriter:
-    """The local model as a :class:`chatbot.llm.Writer`: one answer at a time, the other
+    """The local model as a :class:`chatbot.reader.writer.Writer`: one answer at a time, the other
     questions in line (:class:`~chatbot.model_queue.ModelQueue`), each answer cut at
     ``timeout_s`` seconds of writing."""
 

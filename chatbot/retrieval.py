@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
     from chatbot.embedding import Embedder
-    from chatbot.enrichment import QuestionVectors
     from chatbot.entities import SentenceEntities
+    from chatbot.reader.enrichment import QuestionVectors
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class Retriever:
         Raises:
             EnrichmentError: the enrichment file cannot be read.
         """
-        from chatbot.enrichment import QuestionVectors
+        from chatbot.reader.enrichment import QuestionVectors
 
         settings = self.settings
         return self._extra(  # type: ignore[no-any-return]

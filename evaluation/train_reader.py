@@ -1,10 +1,10 @@
 """Train the extractive reader's decline model and choose its threshold.
 
 Each question of the tuning sets is retrieved and read as the chat reads it
-(``chatbot.reader.read_passages``); a logistic regression learns, from the question-level
+(``chatbot.reader.extractive.read_passages``); a logistic regression learns, from the question-level
 features, whether the articles answer it (a question with evidence) or not. Repeated
 stratified cross-validation gives every question a probability from models that never saw
-it; those probabilities go through the reader's own decision (``chatbot.reader.decide``) to
+it; those probabilities go through the reader's own decision (``chatbot.reader.extractive.decide``) to
 measure answers and abstentions at each threshold. The model fitted on every question is
 written to ``chatbot/reader_model.json`` with the chosen threshold.
 
@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from chatbot.answer import DEFAULT_ANSWER_SETTINGS
 from chatbot.conversation import search_with_history
 from chatbot.evaluation import Question, answer_metrics, load_questions
-from chatbot.reader import FEATURES, ReaderModel, Reading, decide, read_passages
+from chatbot.reader.extractive import FEATURES, ReaderModel, Reading, decide, read_passages
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 

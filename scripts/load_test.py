@@ -196,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     writing = args.reader in ("server", "local")
     if url is None:
         from chatbot.app import ChatService, launch
-        from chatbot.llm import LLMConfig
-        from chatbot.reader import ModelReader, make_reader
+        from chatbot.reader import make_reader
+        from chatbot.reader.writer import LLMConfig, ModelReader
         from chatbot.retrieval import Retriever
         from chatbot.settings import Settings
 

@@ -105,7 +105,7 @@ def test_feedback_is_written_locally_and_the_down_votes_become_draft_questions(
 
 def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retriever, server) -> None:  # type: ignore[no-untyped-def]
     from chatbot.app import launch
-    from chatbot.llm import LLMConfig
+    from chatbot.reader.writer import LLMConfig
 
     server.script = "good"
     config = LLMConfig(url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="scripted", timeout=5)

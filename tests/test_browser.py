@@ -17,7 +17,8 @@ import pytest
 
 from chatbot.app import ChatService, launch
 from chatbot.model_queue import Waiting
-from chatbot.reader import ExtractiveReader, ModelReader
+from chatbot.reader import ExtractiveReader
+from chatbot.reader.writer import ModelReader
 from chatbot.retrieval import Retriever
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

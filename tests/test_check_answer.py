@@ -1,4 +1,4 @@
-"""The check of written answers (:func:`chatbot.llm.check_answer`): which claims keep which quote."""
+"""The check of written answers (:func:`chatbot.reader.check.check_answer`): which claims keep which quote."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 
 from chatbot.answer import Citation
 from chatbot.chunking import Chunk
-from chatbot.llm import Excerpt, check_answer, says_not_found
+from chatbot.reader.check import check_answer, says_not_found
+from chatbot.reader.prompt import Excerpt
 from chatbot.retrieval import Hit, Retriever
 
 QUESTION = "Quel est le plafond de l'imposition sur les profits à Hong Kong ?"

@@ -1,4 +1,4 @@
-"""The reader's decision rules (:func:`chatbot.reader.decide`) on readings built by hand: one
+"""The reader's decision rules (:func:`chatbot.reader.extractive.decide`) on readings built by hand: one
 passage of three sentences, scores and cosines chosen here, no index and no embedder.
 
 Most tests elsewhere switch the decline model off (``OPEN``); these give each rule of
@@ -18,7 +18,7 @@ from chatbot import analysis
 from chatbot.answer import DEFAULT_ANSWER_SETTINGS, NOT_FOUND, Answer, AnswerSettings, split_sentences
 from chatbot.chunking import Chunk
 from chatbot.question import analyze_question, fold
-from chatbot.reader import FEATURES, Candidate, Reading, decide, question_features
+from chatbot.reader.extractive import FEATURES, Candidate, Reading, decide, question_features
 from chatbot.retrieval import Hit
 
 PASSAGE = (

@@ -10,7 +10,9 @@ import pytest
 
 from chatbot.answer import AnswerSettings, answer
 from chatbot.chunking import Chunk
-from chatbot.enrichment import (
+from chatbot.index import build_index
+from chatbot.model_queue import Waiting
+from chatbot.reader.enrichment import (
     FILENAME,
     EnrichmentError,
     QuestionVectors,
@@ -20,8 +22,6 @@ from chatbot.enrichment import (
     pending,
     sentence_key,
 )
-from chatbot.index import build_index
-from chatbot.model_queue import Waiting
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 

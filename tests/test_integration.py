@@ -84,7 +84,7 @@ def test_every_floor_says_what_it_measures_and_holds_only_metrics_that_are_check
     """«fit»: the set chose the decline model, its threshold, rules or defaults, or gated every
     change since; «generalisation»: nothing was chosen on it. A set the decline model was
     trained on is never called generalisation, and no floor holds a metric no test reads."""
-    from chatbot.reader import default_model
+    from chatbot.reader.extractive import default_model
 
     floors = _floors()
     assert set(floors) <= set(QUESTION_SETS)

@@ -12,8 +12,9 @@ import pytest
 
 from chatbot.answer import answer, stream
 from chatbot.index import build_index
-from chatbot.llm import SYSTEM_PROMPT, Excerpt, LLMConfig, ServerWriter, build_messages
-from chatbot.reader import ExtractiveReader, ModelReader
+from chatbot.reader import ExtractiveReader
+from chatbot.reader.prompt import SYSTEM_PROMPT, Excerpt, build_messages
+from chatbot.reader.writer import LLMConfig, ModelReader, ServerWriter
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 

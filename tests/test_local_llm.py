@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import pytest
 
 from chatbot.answer import Answer, Progress, stream
-from chatbot.llm import LLMConfig, ServerWriter
 from chatbot.local_model import has_amx, import_llama
-from chatbot.reader import ExtractiveReader, ModelReader, make_reader
+from chatbot.reader import ExtractiveReader, make_reader
+from chatbot.reader.writer import LLMConfig, ModelReader, ServerWriter
 from chatbot.retrieval import Retriever
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]

@@ -16,10 +16,11 @@ import pytest
 
 from chatbot.answer import Answer, Progress, stream
 from chatbot.errors import LocalModelError, ModelBusyError
-from chatbot.llm import build_messages, excerpts
 from chatbot.local_model import LocalModelSpec, LocalWriter, choose, gguf_path
 from chatbot.model_queue import ModelQueue, Waiting
-from chatbot.reader import ExtractiveReader, ModelReader
+from chatbot.reader import ExtractiveReader
+from chatbot.reader.prompt import build_messages, excerpts
+from chatbot.reader.writer import ModelReader
 from chatbot.retrieval import Retriever
 
 from .conftest import OPEN

@@ -11,7 +11,8 @@ from chatbot import analysis
 from chatbot.answer import AnswerSettings, answer
 from chatbot.index import build_index
 from chatbot.question import analyze_question, holds, mentions
-from chatbot.reader import FEATURES, ExtractiveReader, ReaderModel, default_model, make_reader
+from chatbot.reader import ExtractiveReader, make_reader
+from chatbot.reader.extractive import FEATURES, ReaderModel, default_model
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -101,7 +102,7 @@ def test_a_custom_reader_is_used_by_answer(retriever: Retriever) -> None:
 
 
 def test_make_reader_defaults_and_refusals() -> None:
-    from chatbot.llm import LLMConfig
+    from chatbot.reader.writer import LLMConfig
 
     assert make_reader(None).name == "extractive"
     config = LLMConfig(url="http://127.0.0.1:1/v1", model="m")
@@ -214,3 +215,19 @@ def test_a_count_about_a_named_thing_must_count_the_asked_thing(named: Retriever
     assert other.abstained and other.reason == "no sentence about huawei counts magasin"
     counted = answer(named, "Combien de salariés compte Huawei ?", settings=OPEN)
     assert not counted.abstained and "180 000 salariés" in counted.citations[0].quote
+
+
+def test_the_reader_package_never_imports_the_answer_entry_point_or_an_interface() -> None:
+    """Reading depends on values, never on what composes or shows answers: no import cycle."""
+    import ast
+
+    package = REPO / "chatbot" / "reader"
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert {"chatbot.reader.values", "chatbot.reader.extractive"} <= imported  # the walk found the imports
+    assert not imported & {"chatbot.answer", "chatbot.app", "chatbot.cli", "chatbot.bench"}

@@ -1,26 +1,14 @@
-"""Reading the retrieved passages against the question: the one place that decides support.
-
-Answering is retrieve → read → compose citations. A reader takes the question, the earlier
-questions and the retrieved passages and returns an :class:`~chatbot.answer.Answer` (quotes
-with citations) or a reasoned abstention.
-
-- ``extractive`` (default): every sentence of the passages is a candidate, scored by cosine,
-  term coverage and passage rank; the best ones are quoted. Whether the passages *answer* the
-  question is read from what it asks (:mod:`chatbot.question`): two stated rules (a number,
-  amount or date asked about a named thing that no sentence about it gives; a French question
-  nothing in the passages anchors) and a logistic model over question-level features
-  (``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query
-  shows the sentence that holds it.
-- ``server`` and ``local``: a language model writes the answer from the best sentences of the
-  same passages, through an OpenAI-compatible server or the bundled local model
-  (:mod:`chatbot.local_model`); the extractive reading decides first whether there is
-  anything to answer, and every claim the model writes is checked against its cited passage
-  (:mod:`chatbot.llm`).
-"""
+"""The extractive reader: every sentence of the retrieved passages is a candidate, scored by
+cosine, term coverage and passage rank; the best ones are quoted. Whether the passages *answer*
+the question is read from what it asks (:mod:`chatbot.question`): stated rules (a number,
+amount or date asked about a named thing that no sentence about it gives; a person, place or
+organisation that no entity near it names; a count of a thing no sentence counts; a French
+question nothing in the passages anchors) and a logistic model over question-level features
+(``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query shows
+the sentence that holds it."""
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
 import re
@@ -28,12 +16,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chatbot import analysis
-from chatbot.answer import (
+from chatbot.conversation import follow_up_context, previous_question
+from chatbot.entities import ANSWERS
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions
+from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
     NOT_FOUND,
     Answer,
@@ -43,13 +34,8 @@ from chatbot.answer import (
     split_sentences,
     with_citations,
 )
-from chatbot.conversation import follow_up_context, previous_question
-from chatbot.entities import ANSWERS
-from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions
-from chatbot.settings import READERS
 
 if TYPE_CHECKING:
-    from chatbot.llm import LLMConfig, Writer
     from chatbot.retrieval import Hit, Retriever
 
 # Question-level features: how well the best sentences answer *this* question. The decline
@@ -159,7 +145,7 @@ class Reading:
     # («Combien d'employés…») that no sentence about the thing gives.
     names_missing: bool = False
     # Sentences closer to a question written for them at index time than to the question
-    # itself: the bonus that orders the quotes (chatbot.enrichment).
+    # itself: the bonus that orders the quotes (chatbot.reader.enrichment).
     asked_by: dict[tuple[str, int, int], float] = field(default_factory=dict, compare=False, repr=False)
 
     def first_score(self, sentence: Sentence) -> float:
@@ -430,19 +416,6 @@ def _overlaps(a: Sentence, b: Sentence) -> bool:
     )
 
 
-class Reader(Protocol):
-    """Reads retrieved passages and answers: the final :class:`Answer` is the last item of
-    :meth:`stream`; earlier items are partial texts (a model writing)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def stream(
-        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
-        turns: Sequence[tuple[str, str]] = (),
-    ) -> Iterator[Progress | str | Answer]: ...  # fmt: skip
-
-
 @dataclass(frozen=True)
 class ExtractiveReader:
     """Quotes the sentences the reader model finds most likely to answer (instant, offline)."""
@@ -463,78 +436,3 @@ class ExtractiveReader:
         turns: Sequence[tuple[str, str]] = (),
     ) -> Iterator[Progress | str | Answer]:  # fmt: skip
         yield self.read(question, history, hits, retriever)
-
-
-@dataclass(frozen=True)
-class ModelReader:
-    """A language model writes the answer (``server``: an OpenAI-compatible server; ``local``:
-    the bundled model in this process); the extractive reading decides whether there is
-    anything to answer and is the fallback; every citation is checked in code."""
-
-    writer: Writer
-    extractive: ExtractiveReader = ExtractiveReader()
-    name: str = "server"
-    min_overlap: float = 0.5
-    max_tokens: int = 160
-    context: str = "sentences"  # what the model reads (chatbot.llm.CONTEXTS)
-
-    def stream(
-        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
-        turns: Sequence[tuple[str, str]] = (),
-    ) -> Iterator[Progress | str | Answer]:  # fmt: skip
-        yield from self.write(self.extractive.read(question, history, hits, retriever), turns)
-
-    def warm(self) -> None:
-        """Load the model and have it read the fixed instructions once (then cached): the first
-        question waits for neither.
-
-        Raises:
-            Whatever the writer raises (:class:`chatbot.llm.Writer`).
-        """
-        from chatbot.llm import SYSTEM_PROMPT
-
-        collections.deque(self.writer.write([{"role": "system", "content": SYSTEM_PROMPT}], 1), maxlen=0)
-
-    def write(self, extractive: Answer, turns: Sequence[tuple[str, str]] = ()) -> Iterator[Progress | str | Answer]:
-        """The model's part, from the extractive reading: needs no embedding model, so the chat
-        runs it outside the lock that guards the embedder."""
-        from chatbot.llm import generate
-
-        items = generate(
-            extractive, self.writer, turns, min_overlap=self.min_overlap, max_tokens=self.max_tokens,
-            context=self.context,
-        )  # fmt: skip
-        for item in items:
-            yield replace(item, reader=self.name) if isinstance(item, Answer) else item
-
-
-def make_reader(
-    name: str | None, llm: LLMConfig | None = None, settings: AnswerSettings = DEFAULT_ANSWER_SETTINGS,
-    local_model: str | None = None,
-) -> ExtractiveReader | ModelReader:  # fmt: skip
-    """The reader called ``name`` (default: ``server`` when a server is configured, else
-    ``extractive``). ``local`` shares the process's one instance of the local model
-    (``local_model`` or ``CHATBOT_LOCAL_MODEL``), loaded on first use.
-
-    Raises:
-        ValueError: unknown reader, or ``server`` without a configured server.
-        LocalModelError: ``local`` without an installed local model.
-    """
-    name = name or ("server" if llm is not None else "extractive")
-    extractive = ExtractiveReader(settings)
-    if name == "extractive":
-        return extractive
-    if name == "server":
-        if llm is None:
-            raise ValueError(
-                "The server reader needs an OpenAI-compatible server: set --llm-url and --llm-model "
-                "(or CHATBOT_LLM_URL and CHATBOT_LLM_MODEL)."
-            )
-        from chatbot.llm import ServerWriter
-
-        return ModelReader(ServerWriter(llm), extractive, "server", llm.min_overlap, llm.max_tokens, llm.context)
-    if name == "local":
-        from chatbot.local_model import local_writer
-
-        return ModelReader(local_writer(local_model), extractive, "local")
-    raise ValueError(f"Unknown reader {name!r}; use one of: {', '.join(READERS)}.")
