@@ -500,8 +500,13 @@ def _extract(page: Any, title: str = "") -> str:
     for cls in _EMBED_CLASSES:
         for element in tree.xpath(f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {cls} ')]"):
             _drop(element)
-    for caption in tree.iter("figcaption"):
-        caption.tag = "p"  # the extractor leaves figures out, captions with them
+    for caption in list(tree.iter("figcaption")):
+        # The extractor leaves figures out, captions with them: the caption takes the figure's place.
+        figure = next((a for a in caption.iterancestors() if a.tag == "figure"), None)
+        caption.tag = "p"
+        if figure is not None and figure.getparent() is not None:
+            caption.tail = figure.tail
+            figure.getparent().replace(figure, caption)
     text = trafilatura.extract(
         tree,
         output_format="txt",

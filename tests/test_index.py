@@ -18,7 +18,7 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     index = load_index(settings)
     assert len(index.chunks) == report.chunks == index.vectors.ntotal
     manifest = index.manifest
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["embedder"] == {"name": "fake", "dim": 64}
     assert manifest["settings"] == {
         "model": "fake",
@@ -47,7 +47,7 @@ def test_chunk_metadata_is_readable_jsonl_with_accents(settings: Settings, embed
     build_index(settings, embedder)
     lines = (current_generation(settings.index_dir) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])
-    assert set(first) == {"id", "article_id", "article_title", "position", "start", "end", "text"}
+    assert set(first) == {"id", "article_id", "article_title", "position", "start", "end", "text", "article_url"}
     assert "L’entrepreneuriat" in lines[0]  # ensure_ascii=False
 
 
