@@ -129,16 +129,24 @@ class ImportSummary:
             "unchanged": [str(p) for p in self.unchanged],
             "removed": [str(p) for p in self.removed],
             "deleted": self.deleted,
-            "skipped": {"drafts": self.drafts, "pages": self.pages, "attachments": self.attachments,
-                        "other": self.other},  # fmt: skip
+            "skipped": {
+                "drafts": self.drafts,
+                "pages": self.pages,
+                "attachments": self.attachments,
+                "other": self.other,
+            },
             "problems": [_problem_dict(p) for p in self.problems],
             "unreadable": [_problem_dict(p) for p in self.unreadable],
         }
 
 
 def _problem_dict(problem: ImportProblem) -> dict[str, Any]:
-    return {"source": str(problem.source), "post": problem.post, "message": problem.message,
-            "imported": problem.imported}  # fmt: skip
+    return {
+        "source": str(problem.source),
+        "post": problem.post,
+        "message": problem.message,
+        "imported": problem.imported,
+    }
 
 
 @dataclass
@@ -146,7 +154,9 @@ class _Read:
     """What the sources gave: the posts to write and what was left out."""
 
     posts: list[tuple[Path, Post]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("drafts", "pages", "attachments", "other"), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("drafts", "pages", "attachments", "other"), 0)
+    )
     problems: list[ImportProblem] = field(default_factory=list)
     unreadable: list[ImportProblem] = field(default_factory=list)
     blogs: set[str] = field(default_factory=set)  # blogs whose full export was read
@@ -183,8 +193,9 @@ def import_posts(sources: Sequence[Path], corpus_dir: Path, *, delete_removed: b
     seen: set[str] = set()
     for source, post in posts:
         seen.add(post.source_id)
-        path = existing.get(post.source_id, (None, ""))[0]
-        if path is None:
+        if post.source_id in existing:
+            path = existing[post.source_id][0]
+        else:
             path = _new_path(corpus_dir, post, taken)
             taken.add(article_id(path))
         try:
@@ -198,9 +209,7 @@ def import_posts(sources: Sequence[Path], corpus_dir: Path, *, delete_removed: b
             continue
         _write(path, content)
         (added if old is None else updated).append(path)
-    removed = sorted(
-        path for sid, (path, blog) in existing.items() if blog and blog in read.blogs and sid not in seen
-    )
+    removed = sorted(path for sid, (path, blog) in existing.items() if blog and blog in read.blogs and sid not in seen)
     if delete_removed:
         for path in removed:
             path.unlink(missing_ok=True)
@@ -320,7 +329,9 @@ def _read_wxr(path: Path, read: _Read) -> None:
         post_id = _child(item, _WP, "post_id")
         slug = unquote(_child(item, _WP, "post_name"))
         raw_title = _child(item, "", "title")
-        label = f"post {post_id or n}" + (f" «{raw_title.strip()}»" if raw_title.strip() else f" ({slug})" if slug else "")
+        label = f"post {post_id or n}" + (
+            f" «{raw_title.strip()}»" if raw_title.strip() else f" ({slug})" if slug else ""
+        )
         try:
             text = html_to_text(_child(item, _CONTENT, "encoded"))
         except ValueError as exc:
@@ -343,7 +354,9 @@ def _read_wxr(path: Path, read: _Read) -> None:
         categories = tuple(
             _plain(c.text or "") for c in item if _local(c.tag) == "category" and c.get("domain") == "category"
         )
-        tags = tuple(_plain(c.text or "") for c in item if _local(c.tag) == "category" and c.get("domain") == "post_tag")
+        tags = tuple(
+            _plain(c.text or "") for c in item if _local(c.tag) == "category" and c.get("domain") == "post_tag"
+        )
         creator = _child(item, _DC, "creator")
         date = _child(item, _WP, "post_date")
         post = Post(
@@ -617,4 +630,3 @@ def _title_from(address: str) -> str:
 
 def _name(post: Post) -> str:
     return f"post «{post.title}» ({post.url or post.source_id})"
-

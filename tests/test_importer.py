@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from html import escape
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -67,7 +67,7 @@ CLASSIC_HTML = (
     "<ul>\n<li>Premier point de la liste, <b>en gras <i>et en italique</i></b>.</li>\n"
     '<li>Second point, avec <a href="https://ex.com/etude">un lien vers l’étude</a>.</li>\n</ul>\n\n'
     "<blockquote>« Le numérique est une culture, pas un outil », disait-elle.</blockquote>\n\n"
-    "[su_note note_color=\"#eee\"]Un encadré écrit par l’auteure, dans un shortcode inconnu.[/su_note]\n\n"
+    '[su_note note_color="#eee"]Un encadré écrit par l’auteure, dans un shortcode inconnu.[/su_note]\n\n'
     "Le texte [sic] continue ici, après l’encadré.<!--more-->Et la dernière phrase, après un second "
     f"«{NNBSP}more{NNBSP}» : c’est fini."
 )
@@ -87,7 +87,7 @@ GUTENBERG_HTML = (
     '<script async src="https://platform.twitter.com/widgets.js"></script>\n<!-- /wp:html -->\n\n'
     "<!-- wp:paragraph -->\n<p>Les start-up françaises s’y installent : pourquoi ?</p>\n<!-- /wp:paragraph -->"
 )
-PAGE_HTML = f"""<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">
+PAGE_HTML = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">
 <title>Twitter et la Netiquette – Le blog de Fabienne</title>
 <link rel="canonical" href="https://blog.example/2016/twitter-netiquette/">
 <link rel='shortlink' href='https://blog.example/?p=30' />
@@ -298,17 +298,22 @@ def test_bad_posts_are_named_and_the_rest_is_imported(tmp_path: Path) -> None:
             _item(40, "", "<p>Un billet sans titre mais avec du texte.</p>", slug="sans-titre-ici"),
             _item(41, "Un billet vide", "<!-- wp:paragraph --><p></p><!-- /wp:paragraph -->"),
             _item(42, "Le bon billet", "<p>Le texte du bon billet.</p>", slug="bon", link="https://blog.example/x/"),
-            _item(43, "Le même lien", "<p>Un autre texte, même adresse.</p>", slug="autre", link="https://blog.example/x/"),
+            _item(
+                43, "Le même lien", "<p>Un autre texte, même adresse.</p>", slug="autre", link="https://blog.example/x/"
+            ),
         ),
         encoding="utf-8",
     )
     summary = import_posts([export], tmp_path / "corpus")
     problems = {p.post: (p.message, p.imported) for p in summary.problems}
-    assert problems["post 40 (sans-titre-ici)"] == ("no title; imported titled «Sans titre ici» after its address", True)
+    assert problems["post 40 (sans-titre-ici)"] == (
+        "no title; imported titled «Sans titre ici» after its address",
+        True,
+    )
     assert problems["post 41 «Un billet vide»"] == ("no text in the post; not imported", False)
     duplicate = "post «Le même lien» (https://blog.example/x/)"
-    assert problems[duplicate] == ("same URL as post «Le bon billet» (https://blog.example/x/); imported once, as that one",
-                                   False)  # fmt: skip
+    earlier = "post «Le bon billet» (https://blog.example/x/)"
+    assert problems[duplicate] == (f"same URL as {earlier}; imported once, as that one", False)
     titles = sorted(a.title for a in load_corpus(tmp_path / "corpus").articles)
     assert titles == ["Le bon billet", "Sans titre ici"]
 
@@ -355,13 +360,16 @@ def test_a_new_address_alone_rewrites_the_chunks_urls_without_embedding(tmp_path
     report = build_index(settings, none)
     assert (report.written, report.embedded_articles, none.documents) == (True, 0, 0)
     urls = {c.article_id: c.article_url for c in load_index(settings).chunks}
-    assert urls == {"ete-des-marques": "https://new.example/ete/", "shenzhen-start-up": "https://blog.example/shenzhen-start-up/"}
+    assert urls == {
+        "ete-des-marques": "https://new.example/ete/",
+        "shenzhen-start-up": "https://blog.example/shenzhen-start-up/",
+    }
 
 
 def test_shortcodes_keep_captions_and_enclosed_text_and_drop_media() -> None:
     text = html_to_text(
         '[gallery ids="1,2,3"]\n\n[caption width="10"]<img src="a.jpg"/> Légende.[/caption]\n\n'
-        "[[caption]] s’écrit ainsi.\n\n[video src=\"v.mp4\" /]\n\n[note]Gardé.[/note] Et [1] reste."
+        '[[caption]] s’écrit ainsi.\n\n[video src="v.mp4" /]\n\n[note]Gardé.[/note] Et [1] reste.'
     )
     assert text.splitlines() == ["Légende.", "[caption] s’écrit ainsi.", "Gardé. Et [1] reste."]
 
