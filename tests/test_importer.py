@@ -4,6 +4,9 @@ files that keep every sentence of the published posts and nothing of their marku
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from html import escape
@@ -15,6 +18,7 @@ from chatbot.cli import EXIT_UNREADABLE, main
 from chatbot.corpus import load_corpus, parse_article
 from chatbot.importer import ImportSummary, html_to_text, import_posts
 from chatbot.index import build_index, load_index
+from chatbot.links import text_fragment_url
 from chatbot.settings import Settings
 
 from .conftest import FakeEmbedder
@@ -379,3 +383,37 @@ def test_a_summary_is_a_frozen_value() -> None:
     with pytest.raises(AttributeError):
         summary.drafts = 2  # type: ignore[misc]
     assert replace(summary, pages=2).to_dict()["skipped"] == {"drafts": 1, "pages": 2, "attachments": 0, "other": 0}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.integration
+def test_import_then_index_then_ask_links_to_the_blog_with_the_real_model(
+    tmp_path: Path, export: Path, pages: Path
+) -> None:
+    where = ["--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")]
+    first = _cli("import", str(export), str(pages), *where, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert len(json.loads(first.stdout)["added"]) == 3
+    built = _cli("index", *where, "--json", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)["embedded_articles"] == 3
+    again = _cli("import", str(export), str(pages), *where, "--json", cwd=tmp_path)
+    assert len(json.loads(again.stdout)["unchanged"]) == 3
+    rebuilt = _cli("index", *where, "--json", cwd=tmp_path)
+    assert json.loads(rebuilt.stdout)["embedded_articles"] == 0 and json.loads(rebuilt.stdout)["written"] is False
+    asked = _cli(
+        "ask", "Quelle part de son PIB Shenzhen consacre-t-il à la recherche ?", *where, "--json", cwd=tmp_path
+    )
+    assert asked.returncode == 0, asked.stderr
+    result = json.loads(asked.stdout)
+    assert not result["abstained"], result
+    first_citation = result["citations"][0]
+    assert "4,3%" in first_citation["quote"]
+    assert first_citation["article_url"] == "https://blog.example/shenzhen-start-up/"
+    assert first_citation["url"] == text_fragment_url(first_citation["article_url"], first_citation["quote"])
