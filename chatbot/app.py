@@ -169,6 +169,20 @@ HEAD = """
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') document.querySelector('#stop')?.click();
   });
+  // The 👍/👎 buttons in French: Gradio labels them in the browser's language («Like»), and
+  // in English («Liked») once pressed, and has no setting for it.
+  const LIKES = {Like: 'J’aime', "J'aime": 'J’aime', Liked: 'Vous aimez', Dislike: 'Je n’aime pas',
+    "Je n'aime pas": 'Je n’aime pas', Disliked: 'Vous n’aimez pas'};
+  new MutationObserver(() => {
+    document.querySelectorAll('#conversation button[aria-label]').forEach((button) => {
+      const label = LIKES[button.getAttribute('aria-label')];
+      if (label && label !== button.getAttribute('aria-label')) {
+        button.setAttribute('aria-label', label);
+        if (button.title) button.title = label;
+      }
+    });
+  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
+                                         attributeFilter: ['aria-label']});
   // Work shown at once: the first answer of a page waits ~0.7 s for Gradio to open its event
   // stream, so the page says it started before the server's first word, then steps aside.
   const started = () => {
