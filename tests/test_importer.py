@@ -21,7 +21,7 @@ from chatbot.index import build_index, load_index
 from chatbot.links import text_fragment_url
 from chatbot.settings import Settings
 
-from .conftest import FakeEmbedder
+from .conftest import REPO, FakeEmbedder
 
 NBSP, NNBSP = "\u00a0", "\u202f"
 
@@ -417,3 +417,20 @@ def test_import_then_index_then_ask_links_to_the_blog_with_the_real_model(
     assert "4,3%" in first_citation["quote"]
     assert first_citation["article_url"] == "https://blog.example/shenzhen-start-up/"
     assert first_citation["url"] == text_fragment_url(first_citation["article_url"], first_citation["quote"])
+
+
+def test_the_real_corpus_comes_back_unchanged_through_a_wordpress_export(tmp_path: Path) -> None:
+    """The six hand-made articles, exported as classic-editor posts (paragraphs as blank lines,
+    text HTML-escaped), import back to the same text, one line per paragraph; the one line that
+    is a URL alone is an embed for WordPress, and dropped."""
+    articles = load_corpus(REPO / "corpus").articles
+    items = [_item(100 + n, a.title, escape(a.text, quote=False), slug=a.id) for n, a in enumerate(articles)]
+    export = tmp_path / "real.xml"
+    export.write_text(_export(*items), encoding="utf-8")
+    assert len(import_posts([export], tmp_path / "corpus").added) == 6
+    imported = load_corpus(tmp_path / "corpus").by_id()
+    lone_url = "https://www.brandwatch.com/fr/2017/05/femmes-du-digital-interview-fabienne-billat/"
+    for article in articles:
+        lines = [line.rstrip() for line in article.text.split("\n") if line.strip() and line != lone_url]
+        assert imported[article.id].text.split("\n") == lines, article.id
+        assert imported[article.id].title == article.title
