@@ -500,8 +500,12 @@ def _extract(page: Any, title: str = "") -> str:
     """
     import lxml.html
     import trafilatura
+    from lxml import etree
 
-    tree = lxml.html.document_fromstring(page) if isinstance(page, str) else page
+    try:
+        tree = lxml.html.document_fromstring(page) if isinstance(page, str) else page
+    except etree.LxmlError as exc:
+        raise ValueError(str(exc)) from exc
     for element in tree.iter():
         if isinstance(element.tag, str):
             for attr in ("text", "tail"):
@@ -538,8 +542,7 @@ def _extract(page: Any, title: str = "") -> str:
 
 def _drop(element: Any) -> None:
     """Remove ``element`` and its content, keeping the text that follows it."""
-    parent = element.getparent()
-    if parent is not None:
+    if element.getparent() is not None:
         element.drop_tree()
 
 
