@@ -67,6 +67,7 @@ _LONE_URL = re.compile(r"\A\s*https?://\S+\s*\Z")
 # Spaces the extractor would turn into plain ones, kept through it as stand-ins: printable
 # (it drops unprintable characters) and never in a French blog (Egyptian hieroglyphs).
 _KEPT_SPACES = {"\u00a0": "\U00013000", "\u202f": "\U00013001", "\u2009": "\U00013002", "\u2007": "\U00013003"}
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.I)
 _EMBED_CLASSES = ("wp-block-embed", "twitter-tweet", "instagram-media", "tiktok-embed", "wp-embedded-content")
 
 
@@ -388,9 +389,7 @@ def _read_page(path: Path, read: _Read) -> None:
     if b"\x00" in data[:8192]:
         raise ImportSourceError("a binary file, not an HTML page")
     try:
-        tree = lxml.html.document_fromstring(_shortcodes(data.decode("utf-8")))
-    except UnicodeDecodeError:
-        raise ImportSourceError("not UTF-8 text; save the page again as UTF-8") from None
+        tree = lxml.html.document_fromstring(_shortcodes(_decode(data)))
     except (etree.LxmlError, ValueError) as exc:
         raise ImportSourceError(f"not a readable HTML page ({exc})") from exc
     label = f"page {path.name}"
@@ -427,6 +426,25 @@ def _read_page(path: Path, read: _Read) -> None:
             ),
         )
     )
+
+
+def _decode(data: bytes) -> str:
+    """A page's text: UTF-8, else the charset the page declares (``<meta charset>``).
+
+    Raises:
+        ImportSourceError: neither decodes it.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = _CHARSET.search(data[:4096])
+    if declared:
+        try:
+            return data.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    raise ImportSourceError("not UTF-8, nor in the charset it declares; save the page again as UTF-8")
 
 
 def _without_duplicates(read: _Read) -> list[tuple[Path, Post]]:

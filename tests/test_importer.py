@@ -434,3 +434,15 @@ def test_the_real_corpus_comes_back_unchanged_through_a_wordpress_export(tmp_pat
         lines = [line.rstrip() for line in article.text.split("\n") if line.strip() and line != lone_url]
         assert imported[article.id].text.split("\n") == lines, article.id
         assert imported[article.id].title == article.title
+
+
+def test_a_page_in_the_charset_it_declares_is_read_and_an_undecodable_one_is_named(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.html"
+    latin.write_bytes(PAGE_HTML.replace('charset="utf-8"', 'charset="windows-1252"').encode("cp1252"))
+    broken = tmp_path / "broken.html"
+    broken.write_bytes("<html><body><p>Déjà vu, été.</p></body></html>".encode("cp1252"))
+    summary = import_posts([latin, broken], tmp_path / "corpus")
+    (article,) = load_corpus(tmp_path / "corpus").articles
+    assert article.text.splitlines() == PAGE
+    (problem,) = summary.unreadable
+    assert problem.source == broken and "not UTF-8" in problem.message
