@@ -38,6 +38,7 @@ from chatbot.errors import (
 )
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.index import article_text_from_chunks
+from chatbot.links import text_fragment_url
 from chatbot.local_model import LocalWriter
 from chatbot.reader import Reader, make_reader
 from chatbot.reader.writer import LLMConfig, ModelReader
@@ -68,6 +69,8 @@ TEXT = {
         "closest_label": "Passage le plus proche (ce n’est pas une réponse)",
         "passage": "passage {k} sur {total}",
         "open_article": "Lire dans l’article",
+        "on_blog": "Lire sur le blog",
+        "on_blog_label": "Ouvrir l’article sur le blog, à la phrase citée (nouvel onglet)",
         "copy": "Copier la réponse et ses sources",
         "french_quotes": "",
         "source_button": "Voir la source {n}",
@@ -83,6 +86,8 @@ TEXT = {
         "closest_label": "Closest passage (not an answer)",
         "passage": "passage {k} of {total}",
         "open_article": "Read in the article",
+        "on_blog": "Read on the blog",
+        "on_blog_label": "Open the article on the blog at the quoted sentence (new tab)",
         "copy": "Copy the answer and its sources",
         "french_quotes": "The articles are in French: quotes are shown as written.",
         "source_button": "Show source {n}",
@@ -102,6 +107,7 @@ CSS = """
 .answer details.source summary { cursor: pointer; font-weight: 600; }
 .answer blockquote { margin: .3em 0; white-space: pre-wrap; }
 .answer mark, #article-view mark { background: #fde68a; color: #111827; }
+.answer .source-actions a.blog-link { color: #1d4ed8; font-size: .9em; margin-left: 4px; }
 .answer .source-actions button, .answer button.copy-answer { border: 1px solid #1d4ed8; background: #fff;
   color: #1d4ed8; border-radius: 4px; padding: 2px 8px; margin: 2px 4px 2px 0; cursor: pointer; font-size: .9em; }
 .answer .lang-note { font-size: .85em; color: #374151; }
@@ -163,6 +169,20 @@ HEAD = """
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') document.querySelector('#stop')?.click();
   });
+  // The 👍/👎 buttons in French: Gradio labels them in the browser's language («Like»), and
+  // in English («Liked») once pressed, and has no setting for it.
+  const LIKES = {Like: 'J’aime', "J'aime": 'J’aime', Liked: 'Vous aimez', Dislike: 'Je n’aime pas',
+    "Je n'aime pas": 'Je n’aime pas', Disliked: 'Vous n’aimez pas'};
+  new MutationObserver(() => {
+    document.querySelectorAll('#conversation button[aria-label]').forEach((button) => {
+      const label = LIKES[button.getAttribute('aria-label')];
+      if (label && label !== button.getAttribute('aria-label')) {
+        button.setAttribute('aria-label', label);
+        if (button.title) button.title = label;
+      }
+    });
+  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
+                                         attributeFilter: ['aria-label']});
   // Work shown at once: the first answer of a page waits ~0.7 s for Gradio to open its event
   // stream, so the page says it started before the server's first word, then steps aside.
   const started = () => {
@@ -469,12 +489,19 @@ def _with_markers(text: str, numbers: set[int], lang: str) -> str:
     return re.sub(r"\[(\d+)\]", button, shown(text))
 
 
-def _open_button(article_id: str, spans: list[tuple[int, int]], lang: str) -> str:
-    """«Read in the article»: the article and the quotes' offsets in it."""
+def _open_button(article_id: str, spans: list[tuple[int, int]], lang: str, link: str = "") -> str:
+    """«Read in the article»: the article and the quotes' offsets in it; and, when the article
+    is on the blog, a link to it there that scrolls to the quote (:mod:`chatbot.links`)."""
     where = ",".join(f"{start}-{end}" for start, end in spans)
+    blog = (
+        f'<a class="blog-link" href="{_attr(link)}" target="_blank" rel="noopener noreferrer" '
+        f'aria-label="{TEXT[lang]["on_blog_label"]}">{TEXT[lang]["on_blog"]} ↗</a>'
+        if link.startswith(("https://", "http://"))
+        else ""
+    )
     return (
         f'<div class="source-actions"><button type="button" class="open-article" data-article="{_attr(article_id)}" '
-        f'data-spans="{where}">{TEXT[lang]["open_article"]}</button></div>'
+        f'data-spans="{where}">{TEXT[lang]["open_article"]}</button>{blog}</div>'
     )
 
 
@@ -485,7 +512,7 @@ def copy_text(result: Answer) -> str:
         lines.append(f"({result.note})")
     for n, cited in result.sources():
         for c in cited:
-            lines.append(f"[{n}] {c.article} : « {' '.join(c.quote.split())} »")
+            lines.append(f"[{n}] {c.article} : « {' '.join(c.quote.split())} »" + (f" {c.url}" if c.url else ""))
     return "\n".join(lines)
 
 
@@ -521,7 +548,7 @@ def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
                 f'<details class="source" data-n="{n}"{" open" if i == 0 else ""}>'
                 f"<summary>[{n}] {shown(first.article)} — {where}</summary>"
                 f'<blockquote lang="fr">{_marked(first.text, spans)}</blockquote>'
-                f"{_open_button(first.article_id, in_article, lang)}</details>"
+                f"{_open_button(first.article_id, in_article, lang, first.url)}</details>"
             )
         parts.append("</div>")
     done = "Copié ✓" if lang == "fr" else "Copied ✓"
@@ -536,11 +563,12 @@ def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
     chunk = sentence.hit.chunk
     k, total = service.passage_of(chunk.id)
     where = TEXT[lang]["passage"].format(k=k, total=total)
+    link = text_fragment_url(chunk.article_url, sentence.text)
     return (
         f'<details class="source closest" data-n="0" open><summary>{TEXT[lang]["closest_label"]} : '
         f"{shown(chunk.article_title)} — {where}</summary>"
         f'<blockquote lang="fr">{_marked(chunk.text, [(sentence.start, sentence.end)])}</blockquote>'
-        f"{_open_button(chunk.article_id, [(chunk.start + sentence.start, chunk.start + sentence.end)], lang)}"
+        f"{_open_button(chunk.article_id, [(chunk.start + sentence.start, chunk.start + sentence.end)], lang, link)}"
         "</details>"
     )
 

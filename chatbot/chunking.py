@@ -53,6 +53,7 @@ class Chunk:
     start: int
     end: int
     text: str
+    article_url: str = ""  # the article's address on the blog (its ``url`` metadata), if it has one
 
     def indexed_text(self, with_title: bool) -> str:
         """The text that is embedded and keyword-indexed for this chunk."""
@@ -93,6 +94,7 @@ def chunk_article(article: Article, chunk_size: int, chunk_overlap: int) -> list
                 start=start,
                 end=start + len(piece),
                 text=piece,
+                article_url=article.meta.get("url", ""),
             )
         )
         previous_start, previous_end = start, start + len(piece)

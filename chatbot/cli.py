@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 EXIT_INDEX = 2
+EXIT_UNREADABLE = 2  # chatbot import: a file could not be read at all
 EXIT_USAGE = 64
 
 
@@ -155,6 +156,45 @@ def _build_with_progress(settings: Settings, *, rebuild: bool, quiet: bool) -> B
             bar.close()
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import the blog's posts into the corpus folder: one .md file per published post.
+
+    SOURCES are WordPress exports (Tools → Export, a .xml WXR file), saved HTML pages, or
+    folders of pages. Drafts, pages and attachments of an export are skipped and counted. A
+    post whose text did not change is not rewritten, so the next `chatbot index` embeds only
+    what changed. A post imported from an export before and gone from the new export is
+    reported, and deleted only with --delete-removed. Exit code 2 when a file cannot be read
+    at all (the others are still imported).
+
+    Example: chatbot import wordpress-export.xml --corpus corpus/ && chatbot index
+             chatbot import saved-pages/ --json
+    """
+    from chatbot.importer import import_posts
+
+    settings = _settings(args)
+    summary = import_posts(args.sources, settings.corpus_dir, delete_removed=args.delete_removed)
+    for problem in summary.unreadable:
+        print(f"error {problem}", file=sys.stderr)
+    for problem in summary.problems:
+        print(f"{'note' if problem.imported else 'skipped'} {problem}", file=sys.stderr)
+    for path in summary.removed:
+        fate = "deleted" if summary.deleted else "kept; --delete-removed deletes it"
+        print(f"removed {path}: imported before, no longer in the export ({fate})", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        s = summary
+        print(
+            f"Imported into {settings.corpus_dir}: {len(s.added)} added, {len(s.updated)} updated, "
+            f"{len(s.unchanged)} unchanged, {len(s.removed)} removed ({'deleted' if s.deleted else 'kept'}); "
+            f"skipped {s.drafts} drafts, {s.pages} pages, {s.attachments} attachments, {s.other} other items; "
+            f"{sum(not p.imported for p in s.problems)} posts not imported, {len(s.unreadable)} files unreadable."
+        )
+        if summary.changed:
+            print("Run `chatbot index` to bring the index up to date.")
+    return EXIT_UNREADABLE if summary.unreadable else 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the passages that best match a question.
 
@@ -174,6 +214,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 "start": h.chunk.start,
                 "end": h.chunk.end,
                 "text": h.chunk.text,
+                "url": h.chunk.article_url,
             }
             for h in hits
         ]
@@ -250,6 +291,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for n, (first, *_) in result.sources():
         print(f"\n[{n}] {first.article} ({first.chunk_id})")
         print("    " + first.text.replace("\n", "\n    "))
+        if first.url:
+            print(f"    {first.url}")
     return 0
 
 
@@ -444,6 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
     group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
     group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per sentence (default 120)")
+
+    p = add("import", cmd_import)
+    p.add_argument("sources", nargs="+", type=Path, help="WXR export (.xml), HTML pages, or folders of pages")
+    p.add_argument(
+        "--delete-removed",
+        action="store_true",
+        help="delete the files of posts imported from the export before and gone from it (default: report them)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = add("search", cmd_search)
     p.add_argument("question")

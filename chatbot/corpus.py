@@ -84,7 +84,12 @@ def parse_article(raw: str, path: Path) -> Article:
         except yaml.YAMLError as exc:
             raise ValueError(f"the front matter is not valid YAML ({exc.__class__.__name__})") from exc
         if isinstance(loaded, dict):
-            meta = {str(k): str(v) for k, v in loaded.items() if v is not None}
+            # A list (an imported post's categories, tags) reads as its items joined by commas.
+            meta = {
+                str(k): ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+                for k, v in loaded.items()
+                if v is not None
+            }
         text = text[match.end() :]
     title = meta.pop("title", "").strip()
     if not title:

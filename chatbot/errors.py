@@ -71,3 +71,8 @@ class ModelBusyError(ChatbotError):
 class BenchError(ChatbotError):
     """A step of ``chatbot bench`` cannot run (the chat server it starts never listens...);
     the message says which and what to check."""
+
+
+class ImportSourceError(ChatbotError):
+    """A file given to ``chatbot import`` cannot be read at all (not XML, truncated, an XML
+    bomb, not UTF-8...); the message says why."""

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -52,7 +52,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""3: chunks carry their article's URL (``Chunk.article_url``), the manifest each article's."""
+READABLE_VERSIONS = (2, 3)
+"""A version-2 index reads as one whose articles have no URL; the next build writes version 3,
+re-embedding nothing that did not change."""
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
@@ -147,12 +151,15 @@ def _build(
 ) -> BuildReport:
     old_articles: dict[str, Any] = previous.manifest["articles"] if previous else {}
     new_hashes = {a.id: a.content_hash for a in corpus.articles}
+    urls = {a.id: a.meta.get("url", "") for a in corpus.articles}
     unchanged = {aid for aid, h in new_hashes.items() if old_articles.get(aid, {}).get("hash") == h}
     removed = set(old_articles) - set(new_hashes)
+    # A new address alone rewrites the chunks' metadata, never their vectors.
+    moved = {aid for aid in unchanged if old_articles[aid].get("url", "") != urls[aid]}
     same_kind = previous is not None and previous.manifest.get("vector_index", {}).get("type") == vector_index_kind(
         settings, len(previous.chunks)
     )
-    if previous is not None and unchanged == set(new_hashes) and not removed and same_kind:
+    if previous is not None and unchanged == set(new_hashes) and not removed and not moved and same_kind:
         return BuildReport(
             articles=len(corpus.articles),
             chunks=len(previous.chunks),
@@ -176,7 +183,8 @@ def _build(
         if article.id in unchanged and previous is not None:
             for row in old_rows.get(article.id, []):
                 reused[len(chunks)] = row
-                chunks.append(previous.chunks[row])
+                chunk = previous.chunks[row]
+                chunks.append(replace(chunk, article_url=urls[article.id]) if article.id in moved else chunk)
         else:
             for chunk in chunk_article(article, settings.chunk_size, settings.chunk_overlap):
                 to_embed.append(len(chunks))
@@ -227,7 +235,13 @@ def _build(
             "sentence_version": SENTENCE_VERSION,
             "sentences": len(sentence_matrix),
             "articles": {
-                a.id: {"title": a.title, "hash": a.content_hash, "path": str(a.path), "chunks": per_article[a.id]}
+                a.id: {
+                    "title": a.title,
+                    "hash": a.content_hash,
+                    "path": str(a.path),
+                    "chunks": per_article[a.id],
+                    "url": urls[a.id],
+                }
                 for a in corpus.articles
             },
         }
@@ -441,8 +455,8 @@ def index_is_stale(settings: Settings) -> bool:
     except (IndexMissingError, IndexCorruptError, IndexMismatchError):
         return True
     corpus = load_corpus(settings.corpus_dir)
-    stored = {aid: facts["hash"] for aid, facts in manifest["articles"].items()}
-    return stored != {a.id: a.content_hash for a in corpus.articles}
+    stored = {aid: (facts["hash"], facts.get("url", "")) for aid, facts in manifest["articles"].items()}
+    return stored != {a.id: (a.content_hash, a.meta.get("url", "")) for a in corpus.articles}
 
 
 def current_generation(index_dir: Path) -> Path:
@@ -466,11 +480,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"The manifest {path / MANIFEST} is missing. {_FIX_REBUILD}") from exc
     except (OSError, ValueError) as exc:
         raise IndexCorruptError(f"The manifest {path / MANIFEST} is corrupt. {_FIX_REBUILD}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexCorruptError(
             f"The index in {path} has format version {found!r}; this version of chatbot reads "
-            f"version {FORMAT_VERSION}. {_FIX_REBUILD}"
+            f"version {' or '.join(map(str, READABLE_VERSIONS))}. {_FIX_REBUILD}"
         )
     problem = _manifest_problem(manifest)
     if problem:

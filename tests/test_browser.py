@@ -155,8 +155,11 @@ def test_an_unanswered_question_offers_the_closest_passage(page: Any) -> None:
 def test_a_thumbs_up_is_written_to_the_feedback_file(page: Any, chat_service: ChatService) -> None:
     before = len(list(chat_service.feedback.read()))
     _ask(page, "Quelle part des PME a un site web en France ?")
-    page.locator("#conversation button[aria-label='Like']").last.click()
+    page.locator("#conversation button[aria-label='J’aime']").last.click()  # labelled in French
     page.get_by_text("Votre avis est enregistré").wait_for(timeout=10_000)
+    page.locator("#conversation button[aria-label='Vous aimez']").last.wait_for(timeout=10_000)  # pressed
+    english = "#conversation button[aria-label='Like'], #conversation button[aria-label='Liked']"
+    assert page.locator(english).count() == 0
     entries = list(chat_service.feedback.read())
     assert len(entries) == before + 1
     assert entries[-1].vote == "up" and entries[-1].question == "Quelle part des PME a un site web en France ?"

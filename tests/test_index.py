@@ -18,7 +18,7 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     index = load_index(settings)
     assert len(index.chunks) == report.chunks == index.vectors.ntotal
     manifest = index.manifest
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["embedder"] == {"name": "fake", "dim": 64}
     assert manifest["settings"] == {
         "model": "fake",
@@ -47,7 +47,7 @@ def test_chunk_metadata_is_readable_jsonl_with_accents(settings: Settings, embed
     build_index(settings, embedder)
     lines = (current_generation(settings.index_dir) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])
-    assert set(first) == {"id", "article_id", "article_title", "position", "start", "end", "text"}
+    assert set(first) == {"id", "article_id", "article_title", "position", "start", "end", "text", "article_url"}
     assert "L’entrepreneuriat" in lines[0]  # ensure_ascii=False
 
 
@@ -284,3 +284,43 @@ def test_an_articles_text_is_rebuilt_from_its_chunks_at_their_offsets(settings: 
         assert len(rebuilt) == len(article.text) and rebuilt.split() == article.text.split()
         assert all(rebuilt[c.start : c.end] == c.text for c in own)
     assert len([c for c in chunks if c.article_id == "chine"]) > 1  # the overlaps and gaps are exercised
+
+
+def test_a_version_2_index_is_read_and_takes_new_urls_without_embedding(
+    settings: Settings, embedder: FakeEmbedder
+) -> None:
+    import hashlib
+
+    build_index(settings, embedder)
+    generation = current_generation(settings.index_dir)
+    chunks = generation / "chunks.jsonl"
+    rows = [json.loads(line) for line in chunks.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        del row["article_url"]  # as version 2 wrote them
+    chunks.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    manifest_path = generation / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["format_version"] = 2
+    for facts in manifest["articles"].values():
+        del facts["url"]
+    manifest["files"]["chunks.jsonl"] = {
+        "size": chunks.stat().st_size,
+        "sha256": hashlib.sha256(chunks.read_bytes()).hexdigest(),
+    }
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert {c.article_url for c in load_index(settings).chunks} == {""}
+    assert not index_is_stale(settings)
+    article = settings.corpus_dir / "linkedin.md"
+    article.write_text(
+        article.read_text(encoding="utf-8").replace("---\n\n", "url: https://blog.example/linkedin/\n---\n\n", 1),
+        encoding="utf-8",
+    )
+    assert index_is_stale(settings)  # a new address is a change the chat must see
+    none = FakeEmbedder()
+    report = build_index(settings, none)
+    assert (report.written, report.embedded_articles, none.documents) == (True, 0, 0)
+    index = load_index(settings)
+    assert index.manifest["format_version"] == 3
+    assert {c.article_url for c in index.chunks if c.article_id == "linkedin"} == {"https://blog.example/linkedin/"}
+    assert {c.article_url for c in index.chunks if c.article_id != "linkedin"} == {""}
+    assert not index_is_stale(settings)

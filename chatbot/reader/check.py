@@ -78,8 +78,7 @@ def check_answer(
             new = numbers.setdefault(n, len(numbers) + 1)
             kept.append(new)
             chunk = passages[n - 1].hit.chunk
-            citation = Citation(new, chunk.article_id, chunk.article_title, chunk.id, chunk.text, quote.text,
-                                quote.start, quote.end, chunk.start, chunk.end)  # fmt: skip
+            citation = Citation.quoting(new, chunk, quote.text, quote.start, quote.end)
             if citation not in citations:
                 citations.append(citation)
         if not kept:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from chatbot.chunking import sentence_spans
+from chatbot.chunking import Chunk, sentence_spans
+from chatbot.links import text_fragment_url
 
 if TYPE_CHECKING:
     from chatbot.retrieval import Hit
@@ -77,6 +78,26 @@ class Citation:
     quote_end: int
     chunk_start: int  # offsets of the passage in the article
     chunk_end: int
+    article_url: str = ""  # the article on the blog, when it has a ``url`` (chatbot import writes it)
+    url: str = ""  # ``article_url`` with the quote as a text fragment: opens the blog at the quoted words
+
+    @classmethod
+    def quoting(cls, n: int, chunk: Chunk, quote: str, start: int, end: int) -> Citation:
+        """Marker ``n`` quoting ``chunk.text[start:end]`` (``quote``), with its links back."""
+        return cls(
+            n=n,
+            article_id=chunk.article_id,
+            article=chunk.article_title,
+            chunk_id=chunk.id,
+            text=chunk.text,
+            quote=quote,
+            quote_start=start,
+            quote_end=end,
+            chunk_start=chunk.start,
+            chunk_end=chunk.end,
+            article_url=chunk.article_url,
+            url=text_fragment_url(chunk.article_url, quote),
+        )
 
     def is_valid(self) -> bool:
         """The quoted sentence is, character for character, in the cited passage."""
@@ -170,18 +191,7 @@ def with_citations(
     for sentence in chosen:
         chunk = sentence.hit.chunk
         n = numbers.setdefault(chunk.id, len(numbers) + 1)
-        citation = Citation(
-            n=n,
-            article_id=chunk.article_id,
-            article=chunk.article_title,
-            chunk_id=chunk.id,
-            text=chunk.text,
-            quote=sentence.text,
-            quote_start=sentence.start,
-            quote_end=sentence.end,
-            chunk_start=chunk.start,
-            chunk_end=chunk.end,
-        )
+        citation = Citation.quoting(n, chunk, sentence.text, sentence.start, sentence.end)
         if not citation.is_valid():  # cannot happen by construction; never show an unchecked quote
             continue
         citations.append(citation)
