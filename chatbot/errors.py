@@ -71,3 +71,7 @@ class ModelBusyError(ChatbotError):
 class BenchError(ChatbotError):
     """A step of ``chatbot bench`` cannot run (the chat server it starts never listens...);
     the message says which and what to check."""
+
+
+class FeedbackFullError(ChatbotError, OSError):
+    """The feedback file has reached its size cap; nothing more is written to it."""
