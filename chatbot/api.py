@@ -38,9 +38,7 @@ CLOSEST = {
     "en": "Closest passage (not an answer):",
 }
 # Where an assistant message sent back by a client stops being the answer: its sources list.
-_APPENDIX = re.compile(
-    r"\n\n(?:" + "|".join(re.escape(h) for h in [*SOURCES.values(), *CLOSEST.values()]) + r")", re.S
-)
+_APPENDIX = re.compile(r"\n\n(?:" + "|".join(re.escape(h) for h in [*SOURCES.values(), *CLOSEST.values()]) + r")", re.S)
 ROLES = ("system", "developer", "user", "assistant")
 
 
@@ -427,4 +425,3 @@ def router(service: ChatService, guard: Guard) -> APIRouter:
 def error_shape(status: int, detail: str) -> JSONResponse:
     """Starlette's own errors under /v1 (405, unknown path) in OpenAI's shape."""
     return ApiError(status, detail, "invalid_request_error", str(status)).response()
-

@@ -170,9 +170,7 @@ def plans_for(items: Sequence[Conversation], users: int, per_user: int) -> list[
     return [[items[(u * per_user + i) % len(items)] for i in range(per_user)] for u in range(users)]
 
 
-def load(
-    settings: Settings, users: int, per_user: int, folder: Path, port: int | None = None
-) -> tuple[Run, Run]:
+def load(settings: Settings, users: int, per_user: int, folder: Path, port: int | None = None) -> tuple[Run, Run]:
     """Start ``chatbot serve`` and make both runs (without, then with the flood)."""
     items = sorted(conversations(), key=len, reverse=True)  # follow-ups in every user's share
     plans = plans_for(items, users, per_user)
@@ -209,7 +207,9 @@ def table(users: int, per_user: int, calm: Run, busy: Run) -> str:
         "",
         f"Flooding client: {sum(v for k, v in flooded.items() if k.isdigit())} requests, {flooded.get('200', 0)} "
         f"answered, {flooded.get('429', 0)} refused with 429 ({flooded.get('with_retry_after', 0)} with Retry-After); "
-        f"others' p95 beside it / alone: {b['p95_ms'] / a['p95_ms']:.2f}" if a["p95_ms"] else "",
+        f"others' p95 beside it / alone: {b['p95_ms'] / a['p95_ms']:.2f}"
+        if a["p95_ms"]
+        else "",
     ]
     return "\n".join(rows)
 
