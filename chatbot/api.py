@@ -373,11 +373,11 @@ def router(service: ChatService, guard: Guard) -> APIRouter:
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         try:
             client = authorised_client(request, guard)
-            wanted = parse_request(await read_body(request, guard.access.max_body_bytes), service, client)
-            try:
+            try:  # first: a client over its limit costs neither the body's reading nor its parsing
                 service.admit(client)
             except RateLimitedError as exc:
                 raise limited(exc) from exc
+            wanted = parse_request(await read_body(request, guard.access.max_body_bytes), service, client)
             if wanted.stream:
                 events = stream_events(service, wanted)
                 return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

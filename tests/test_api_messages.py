@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.api import ApiError, answer_part, content, parse_messages
+from chatbot.api import ApiError, answer_part, content, extension, parse_messages
 from chatbot.retrieval import Retriever
+from chatbot.settings import Settings
 
 
 def test_the_last_user_message_is_the_question_and_the_earlier_ones_its_history() -> None:
@@ -59,3 +60,30 @@ def test_the_content_lists_each_source_with_its_verbatim_quotes(retriever: Retri
     for c in result.citations:
         assert f"« {' '.join(c.quote.split())} »" in text and c.article in text
     assert content(result, sources=False) == result.text
+
+
+def test_the_extension_gives_each_citations_offsets_and_the_articles_url(settings: Settings) -> None:
+    from chatbot.answer import answer
+    from chatbot.app import ChatService
+    from chatbot.index import build_index
+    from chatbot.reader import ExtractiveReader
+    from chatbot.retrieval import Retriever
+
+    from .conftest import OPEN, FakeEmbedder
+
+    (settings.corpus_dir / "chine.md").write_text(
+        "---\ntitle: L’entrepreneuriat en Chine\nurl: https://blog.example.org/chine\n---\n\n"
+        "Hong Kong plafonne l’imposition à 16,5% sur les profits. Il n’existe pas de TVA.",
+        encoding="utf-8",
+    )
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    service = ChatService(settings, retriever, reader=ExtractiveReader(OPEN))
+    result = answer(retriever, "Quel est le plafond d’imposition à Hong Kong ?", reader=ExtractiveReader(OPEN))
+    cited = extension(service, result, "a1")["citations"]
+    hong_kong = [c for c in cited if c["article_id"] == "chine"]
+    assert hong_kong and all(c["url"] == "https://blog.example.org/chine" for c in hong_kong)
+    assert all("url" not in c for c in cited if c["article_id"] != "chine")  # no url: no key
+    text = service.articles()["chine"].text
+    for c in hong_kong:
+        assert text[c["article_start"] : c["article_end"]] == c["quote"]
