@@ -11,6 +11,7 @@ extension field (docs/api.md), in the last chunk when streaming. Errors have Ope
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -40,6 +41,10 @@ CLOSEST = {
 # Where an assistant message sent back by a client stops being the answer: its sources list.
 _APPENDIX = re.compile(r"\n\n(?:" + "|".join(re.escape(h) for h in [*SOURCES.values(), *CLOSEST.values()]) + r")", re.S)
 ROLES = ("system", "developer", "user", "assistant")
+# A refused question is answered after this pause (never longer than its Retry-After): a
+# client that loops without waiting sends one request a second per connection instead of
+# hundreds, each costing the process that answers the others (measured: docs/api.md, Load).
+REFUSAL_PAUSE_S = 1.0
 
 
 class ApiError(Exception):
@@ -376,6 +381,7 @@ def router(service: ChatService, guard: Guard) -> APIRouter:
             try:  # first: a client over its limit costs neither the body's reading nor its parsing
                 service.admit(client)
             except RateLimitedError as exc:
+                await asyncio.sleep(min(REFUSAL_PAUSE_S, exc.retry_after))
                 raise limited(exc) from exc
             wanted = parse_request(await read_body(request, guard.access.max_body_bytes), service, client)
             if wanted.stream:

@@ -3,7 +3,7 @@
 Two runs against one server: ``--users`` clients (one API key each, the official ``openai``
 client) each asking ``--questions`` conversations of the evaluation set (a follow-up in the
 same conversation after the question it follows), then the same with one more client, over
-its limit, sending questions as fast as the server answers it. Every answer (content and
+its limit, sending questions on 10 connections at once, each as fast as the server answers. Every answer (content and
 structured citations) is compared with the one to the same conversation asked alone first.
 The flooding client must get 429s, the others none, and their p95 must stay within
 ``--max-slowdown`` of the first run.
@@ -41,6 +41,7 @@ from chatbot.settings import Settings  # noqa: E402
 
 MODEL = "extractive"
 LIMIT = "60/minute"  # per key: above what a client of the run asks in a minute, far below a flood
+FLOOD_CONNECTIONS = 10  # the flooding client asks on this many connections at once
 FLOOD_MAX_REQUESTS = 20_000
 FLOOD_MAX_SECONDS = 600.0
 
@@ -95,20 +96,26 @@ class Run:
         }
 
 
-def flood(url: str, key: str, stop: threading.Event, over: threading.Event, counts: dict[str, int]) -> None:
-    """Questions as fast as the server answers, until ``stop`` (bounded in count and time);
-    ``over`` is set at the first 429."""
+def flood(
+    url: str, key: str, stop: threading.Event, over: threading.Event, counts: dict[str, int], lock: threading.Lock
+) -> None:
+    """Questions as fast as the server answers on one connection, until ``stop`` (bounded in
+    count and time); ``over`` is set at the first 429."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Quelle part des PME a un site web ?"}]}
     deadline = time.monotonic() + FLOOD_MAX_SECONDS
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-            for _ in range(FLOOD_MAX_REQUESTS):
+            for _ in range(FLOOD_MAX_REQUESTS // FLOOD_CONNECTIONS):
                 if stop.is_set() or time.monotonic() > deadline:
                     break
                 response = http.post("/v1/chat/completions", json=body)
-                counts[str(response.status_code)] = counts.get(str(response.status_code), 0) + 1
+                with lock:
+                    counts[str(response.status_code)] = counts.get(str(response.status_code), 0) + 1
+                    if response.status_code == 429:
+                        counts["with_retry_after"] = counts.get("with_retry_after", 0) + (
+                            "retry-after" in response.headers
+                        )
                 if response.status_code == 429:
-                    counts["with_retry_after"] = counts.get("with_retry_after", 0) + ("retry-after" in response.headers)
                     over.set()
     finally:
         over.set()  # never leave the others waiting
@@ -127,12 +134,17 @@ def run(
     lock = threading.Lock()
     start_together = threading.Barrier(len(plans))
     stop, over = threading.Event(), threading.Event()
-    flooding = threading.Thread(target=flood, args=(url, flood_key, stop, over, result.flood)) if flood_key else None
-    if flooding is not None:
-        flooding.start()
+    flooding = [
+        threading.Thread(target=flood, args=(url, flood_key, stop, over, result.flood, lock))
+        for _ in range(FLOOD_CONNECTIONS if flood_key else 0)
+    ]
+    for thread in flooding:
+        thread.start()
+    if flooding:
         over.wait()
-        result.flood.clear()  # counted from the moment the others start
-        if not flooding.is_alive():
+        with lock:
+            result.flood.clear()  # counted from the moment the others start
+        if not any(thread.is_alive() for thread in flooding):
             result.errors.append("the flooding client stopped before the run")
 
     def user(key: str, plan: Sequence[Conversation]) -> None:
@@ -160,8 +172,8 @@ def run(
         thread.join()
     result.seconds = time.perf_counter() - started
     stop.set()
-    if flooding is not None:
-        flooding.join()
+    for thread in flooding:
+        thread.join()
     return result
 
 

@@ -287,9 +287,10 @@ def test_a_10_mb_body_is_refused_with_a_413_and_the_server_goes_on(served: Serve
 
 def test_a_client_over_its_limit_gets_429_with_retry_after_and_the_others_do_not(served: Served) -> None:
     body = {"model": "extractive", "messages": [{"role": "user", "content": PME}]}
-    statuses = [_post(served, body, FLOOD_KEY) for _ in range(LIMIT + 5)]
+    statuses = [_post(served, body, FLOOD_KEY) for _ in range(LIMIT + 2)]
     refused = [r for r in statuses if r.status_code == 429]
-    assert len(refused) >= 5 and {r.status_code for r in statuses} == {200, 429}
+    assert len(refused) >= 2 and {r.status_code for r in statuses} == {200, 429}
+    assert refused[-1].elapsed.total_seconds() >= 0.9  # a refusal waits: a loop without pauses is slowed
     assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in refused)
     assert refused[0].json()["error"]["code"] == "rate_limit_exceeded"
     with pytest.raises(openai.RateLimitError):
