@@ -48,8 +48,13 @@ class Served:
     refused: str = ""  # the same page from an origin that is not allowed
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the test's output is the test's
+        pass
+
+
 def _static_site(folder: Path, port: int) -> http.server.ThreadingHTTPServer:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=site.serve_forever, daemon=True).start()
     return site
