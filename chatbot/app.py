@@ -119,11 +119,15 @@ h1 { font-size: 1.6em; margin: .2em 0; }
 """
 
 # The compact page for embedding (build_app(compact=True)): a 360 px side panel of a blog.
+# The chat's own 🗑 clears the conversation there, so «Effacer» goes; «Arrêter» too (Escape
+# still stops an answer), so that the question box and «Envoyer» share one row.
 EMBED_CSS = """
-.gradio-container { padding: 4px !important; min-width: 0 !important; }
-#conversation { height: calc(100vh - 150px) !important; min-height: 240px; }
-#send, #stop { min-width: 64px !important; }
-.answer .source-actions, footer { display: none !important; }
+.gradio-container { padding: 0 !important; min-width: 0 !important; }
+.gradio-container .main.app { padding: 4px 6px !important; }
+#conversation { height: calc(100vh - 165px) !important; min-height: 200px; }
+#question { min-width: 0 !important; }
+#send { min-width: 84px !important; flex: 0 0 84px !important; padding: 8px !important; align-self: stretch; }
+#stop, #clear, .answer .source-actions, footer { display: none !important; }
 """
 
 # Marker clicks open and scroll to their source; «Lire dans l'article» asks the server for the

@@ -433,3 +433,21 @@ def test_a_private_chat_needs_its_login_and_a_limited_reader_gets_a_french_messa
     assert chat.predict(ids[1], "up", "", api_name="/feedback").startswith("Merci")
     assert "beaucoup d’avis" in chat.predict(ids[2], "up", "", api_name="/feedback")
     assert "without CHATBOT_API_KEYS" not in strict.log.read_text()
+
+
+def test_a_vote_on_an_api_answer_is_written_once(served: Served, client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="extractive", messages=[{"role": "user", "content": PME}])
+    answer_id = _chatbot(completion)["answer_id"]
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    def vote(body: dict[str, str]) -> httpx.Response:
+        return httpx.post(f"{served.url}/v1/feedback", json=body, headers=headers)
+
+    assert vote({"answer_id": answer_id, "vote": "up"}).json() == {"ok": True}
+    again = vote({"answer_id": answer_id, "vote": "down"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_voted"
+    assert vote({"answer_id": "0" * 12, "vote": "up"}).status_code == 404
+    assert vote({"answer_id": answer_id, "vote": "maybe"}).json()["error"]["code"] == "invalid_vote"
+    written = [json.loads(line) for line in (served.log.parent / "feedback.jsonl").read_text().splitlines()]
+    assert [(w["answer_id"], w["vote"], w["question"]) for w in written] == [(answer_id, "up", PME)]
+    assert written[0]["sources"] and "66%" in written[0]["answer"]
