@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from chatbot.access import AlreadyVotedError, Guard, RateLimitedError, client_id
 from chatbot.analysis import detect_language
 from chatbot.answer import Answer, Progress, Sentence, answer
 from chatbot.chunking import Chunk
@@ -121,6 +122,18 @@ h1 { font-size: 1.6em; margin: .2em 0; }
   #conversation { height: 65vh !important; min-height: 320px; }
   #article-view .article-scroll { max-height: 60vh; }
 }
+"""
+
+# The compact page for embedding (build_app(compact=True)): a 360 px side panel of a blog.
+# The chat's own 🗑 clears the conversation there, so «Effacer» goes; «Arrêter» too (Escape
+# still stops an answer), so that the question box and «Envoyer» share one row.
+EMBED_CSS = """
+.gradio-container { padding: 0 !important; min-width: 0 !important; }
+.gradio-container .main.app { padding: 4px 6px !important; }
+#conversation { height: calc(100vh - 165px) !important; min-height: 200px; }
+#question { min-width: 0 !important; }
+#send { min-width: 84px !important; flex: 0 0 84px !important; padding: 8px !important; align-self: stretch; }
+#stop, #clear, .answer .source-actions, footer { display: none !important; }
 """
 
 # Marker clicks open and scroll to their source; «Lire dans l'article» asks the server for the
@@ -246,6 +259,9 @@ class ChatService:
     reader that answers (extractive unless another is given; ``llm`` gives the server reader);
     the articles for the article view, as indexed; the answers shown, for feedback.
 
+    With a ``guard``, every client's questions and feedback writes are limited; the chat and
+    the API (:mod:`chatbot.api`) count against the same limits.
+
     Thread-safe: one lock loads the retriever, one serialises reading (the embedding model),
     one guards the answers shown (a vote never waits for someone's answer), one the lazy
     views of the index (articles, passage positions), each built once.
@@ -258,10 +274,12 @@ class ChatService:
         llm: LLMConfig | None = None,
         reader: Reader | None = None,
         feedback: FeedbackLog | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.settings = settings
         self.reader = reader or make_reader(None, llm)
         self.feedback = feedback or FeedbackLog()
+        self.guard = guard  # per-client limits (chatbot serve); None: none
         self._retriever = retriever
         self._load_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -292,6 +310,15 @@ class ChatService:
                 self._retriever = Retriever(self.settings)
             return self._retriever
 
+    def admit(self, client: str | None) -> None:
+        """Count a question of ``client`` (no limit without a guard or a client).
+
+        Raises:
+            RateLimitedError: the client is over its question limit.
+        """
+        if self.guard is not None and client is not None:
+            self.guard.question(client)
+
     def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
         """The extractive answer (retrieval included): the answer, or a writing reader's fallback."""
         retriever = self.retriever
@@ -302,12 +329,19 @@ class ChatService:
             )  # type: ignore[arg-type]
 
     def stream(
-        self, question: str, history: list[str], turns: list[tuple[str, str]], k: int, mode: str
+        self,
+        question: str,
+        history: list[str],
+        turns: list[tuple[str, str]],
+        k: int,
+        mode: str,
+        reader: str | None = None,
     ) -> Iterator[Progress | str | Answer]:
         """Progress after the search (:func:`respond` shows the search itself), partial texts,
-        then the final answer: the model's when a model writes."""
+        then the final answer: the model's when a model writes (``reader="extractive"``: the
+        extractive answer whatever the reader)."""
         extractive = self.ask(question, history, k, mode)
-        if not isinstance(self.reader, ModelReader):
+        if not isinstance(self.reader, ModelReader) or reader == "extractive":
             yield extractive
             return
         yield Progress("read", passages=len(extractive.hits))
@@ -322,16 +356,23 @@ class ChatService:
                 self._shown.popitem(last=False)
         return answer_id
 
-    def record_feedback(self, answer_id: str, vote: str, comment: str = "") -> Feedback:
-        """Append a vote or comment on a shown answer to the feedback file.
+    def record_feedback(self, answer_id: str, vote: str, comment: str = "", client: str | None = None) -> Feedback:
+        """Append a vote or comment on a shown answer to the feedback file; with a guard, one
+        vote and one comment per answer and ``client``, within the client's feedback limit.
 
         Raises:
             KeyError: no answer with that id was shown (or it is too old).
             ValueError: the vote is not up, down or empty.
-            OSError: the feedback file cannot be written.
+            AlreadyVotedError: the client already sent that on this answer.
+            RateLimitedError: the client is over its feedback limit.
+            OSError: the feedback file cannot be written, or is full (FeedbackFullError).
         """
         with self._shown_lock:
             shown = self._shown[answer_id]
+        if vote not in ("up", "down", ""):
+            raise ValueError(f"A vote is 'up', 'down' or empty, not {vote!r}.")
+        if self.guard is not None and client is not None:
+            self.guard.feedback(client, answer_id, "vote" if vote else "comment")
         result = shown.result
         entry = Feedback(
             answer_id=answer_id,
@@ -409,6 +450,11 @@ def french_error(exc: ChatbotError) -> str:
         return f"La question est trop longue : raccourcissez-la ({exc.limit} caractères au plus)."
     if isinstance(exc, IndexStateError):
         return "L’index des articles est absent ou abîmé : lancez « chatbot index --rebuild » puis rechargez la page."
+    if isinstance(exc, RateLimitedError):
+        return (
+            f"Vous avez posé beaucoup de questions en peu de temps : merci de patienter {exc.retry_after} s "
+            "avant la prochaine."
+        )
     if isinstance(exc, ModelError):
         return "Le modèle de recherche n’a pas pu être chargé. Consultez le journal du serveur."
     return "Une erreur est survenue ; réessayez dans un instant."
@@ -619,11 +665,12 @@ def respond(
     turns: Sequence[Turn] | None,
     k: float,
     mode: str,
+    client: str | None = None,
 ) -> Iterator[Reply]:
     """Show that work started at once, what is happening, the answer as it is written, then
     the answer with its sources. ``turns`` is the conversation so far (the chat's state); the
     messages are only shown, never read back. A refused question joins the turns as refused:
-    the questions after it are asked without it."""
+    the questions after it are asked without it; so does one over ``client``'s limit."""
     question = text_of(message)
     history = list(history or [])
     earlier = shown_turns(turns, history)
@@ -637,6 +684,7 @@ def respond(
     result: Answer | None = None
     status = Progress("search")
     try:
+        service.admit(client)
         for item in service.stream(question, asked, exchanges(earlier), int(k), mode):
             if isinstance(item, Progress):
                 status = item
@@ -658,18 +706,28 @@ def respond(
     yield "", history, [*earlier, Turn(question, result.text, answer_id)]
 
 
-def build_app(service: ChatService) -> gr.Blocks:
-    """The chat page: conversation with sources, article panel, question box, feedback."""
+def client_of(request: gr.Request | None) -> str | None:
+    """The chat's client for the limits: its IP address (behind a proxy on this machine, the
+    one it forwards: uvicorn reads X-Forwarded-For from 127.0.0.1)."""
+    client = getattr(request, "client", None)
+    return client_id(None, getattr(client, "host", None)) if request is not None else None
+
+
+def build_app(service: ChatService, compact: bool = False) -> gr.Blocks:
+    """The chat page: conversation with sources, article panel, question box, feedback.
+    ``compact``: the page for embedding in a blog (with :data:`EMBED_CSS`): the conversation
+    and the question box only; no header, article panel, examples or settings."""
     with gr.Blocks(title="Questions sur les articles", analytics_enabled=False, fill_height=True) as demo:
-        gr.Markdown(
-            "# Posez vos questions aux articles\n"
-            "Transformation numérique, employee advocacy, influenceurs, start-up en Chine, femmes du numérique, "
-            "Twitter… Chaque réponse cite les passages qui la justifient ; cliquez sur [1] pour voir la source, "
-            "puis « Lire dans l’article » pour la lire dans son contexte."
-        )
-        gr.Markdown(service.mode_label, elem_id="answer-mode")
+        if not compact:
+            gr.Markdown(
+                "# Posez vos questions aux articles\n"
+                "Transformation numérique, employee advocacy, influenceurs, start-up en Chine, femmes du numérique, "
+                "Twitter… Chaque réponse cite les passages qui la justifient ; cliquez sur [1] pour voir la source, "
+                "puis « Lire dans l’article » pour la lire dans son contexte."
+            )
+            gr.Markdown(service.mode_label, elem_id="answer-mode")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=320):
+            with gr.Column(scale=3, min_width=320 if not compact else 200):
                 chatbot = gr.Chatbot(
                     # A first message at load: the page fetches the code that shows messages
                     # now, not when the first answer arrives (measured: 0.7 s → 0.1 s).
@@ -704,7 +762,7 @@ def build_app(service: ChatService) -> gr.Blocks:
                     send_comment = gr.Button("Envoyer le commentaire", scale=1, elem_id="send-comment")
                 feedback_status = gr.Markdown("", elem_id="feedback-status")
                 clear = gr.Button("Effacer la conversation", elem_id="clear")
-            with gr.Column(scale=2, min_width=320, elem_id="article-panel"):
+            with gr.Column(scale=2, min_width=320, elem_id="article-panel", visible=not compact):
                 titles = sorted((a.title, a.id) for a in service.articles().values())
                 pick = gr.Dropdown(
                     choices=titles, value=None, label="Lire un article", elem_id="article-pick", interactive=True
@@ -718,17 +776,20 @@ def build_app(service: ChatService) -> gr.Blocks:
         open_article = gr.Button("Ouvrir", elem_id="article-open", elem_classes="hidden-control")
         voted = gr.State("")
         conversation = gr.State([])  # the conversation's turns (chatbot.conversation.Turn)
-        with gr.Accordion("Réglages", open=False):
+        with gr.Accordion("Réglages", open=False, visible=not compact):
             k = gr.Slider(1, 10, value=service.settings.top_k, step=1, label="Nombre de passages consultés")
             mode = gr.Radio(
                 [(label, key) for key, label in MODE_LABELS.items()],
                 value=service.settings.mode,
                 label="Mode de recherche",
             )
-        gr.Examples(EXAMPLES, inputs=box, label="Exemples")
+        if not compact:
+            gr.Examples(EXAMPLES, inputs=box, label="Exemples")
 
-        def run(message: str, history: list[dict[str, Any]], turns: list[Turn], k: float, mode: str) -> Iterator[Reply]:
-            yield from respond(service, message, history, turns, k, mode)
+        def run(
+            message: str, history: list[dict[str, Any]], turns: list[Turn], k: float, mode: str, request: gr.Request
+        ) -> Iterator[Reply]:
+            yield from respond(service, message, history, turns, k, mode, client_of(request))
 
         def show_article(raw: str) -> tuple[str, Any]:
             try:
@@ -743,20 +804,26 @@ def build_app(service: ChatService) -> gr.Blocks:
         def browse(article_id: str | None) -> str:
             return render_article(service, article_id) if article_id else ""
 
-        def feedback(answer_id: str, vote: str, text: str) -> str:
+        def feedback(answer_id: str, vote: str, text: str, request: gr.Request) -> str:
             """Record 👍 (up) / 👎 (down) or a comment on an answer shown by /ask (its data-answer id)."""
             try:
-                service.record_feedback(answer_id, vote, text)
+                service.record_feedback(answer_id, vote, text, client_of(request))
             except KeyError:
                 return "Cette réponse est trop ancienne pour être notée."
             except ValueError:
                 return "Vote inconnu."
+            except AlreadyVotedError:
+                return "Vous avez déjà donné votre avis sur cette réponse."
+            except RateLimitedError as exc:
+                return f"Vous avez envoyé beaucoup d’avis en peu de temps : réessayez dans {exc.retry_after} s."
             except OSError as exc:
                 logger.warning("Feedback not written: %s", exc)
                 return "Votre avis n’a pas pu être enregistré."
             return "Merci ! Votre avis est enregistré (sur cette machine uniquement)."
 
-        def on_like(history: list[dict[str, Any]], turns: list[Turn], data: gr.LikeData) -> tuple[str, str, Any, str]:
+        def on_like(
+            history: list[dict[str, Any]], turns: list[Turn], data: gr.LikeData, request: gr.Request
+        ) -> tuple[str, str, Any, str]:
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
             turn = turn_at(shown_turns(turns, history), history, int(index))
             if turn is None or turn.answer_id is None:
@@ -764,12 +831,12 @@ def build_app(service: ChatService) -> gr.Blocks:
             vote = "up" if data.liked is True else "down" if data.liked is False else ""
             if not vote:
                 return "", "", gr.update(visible=False), ""
-            return turn.answer_id, feedback(turn.answer_id, vote, ""), gr.update(visible=True), ""
+            return turn.answer_id, feedback(turn.answer_id, vote, "", request), gr.update(visible=True), ""
 
-        def on_comment(answer_id: str, text: str) -> tuple[str, Any, str]:
+        def on_comment(answer_id: str, text: str, request: gr.Request) -> tuple[str, Any, str]:
             if not answer_id or not text.strip():
                 return "", gr.update(), text
-            return feedback(answer_id, "", text), gr.update(visible=False), ""
+            return feedback(answer_id, "", text, request), gr.update(visible=False), ""
 
         inputs, outputs = [box, chatbot, conversation, k, mode], [box, chatbot, conversation]
         ask_event = box.submit(run, inputs, outputs, api_name="ask")
@@ -794,15 +861,20 @@ def build_app(service: ChatService) -> gr.Blocks:
     return demo
 
 
+def queued(demo: gr.Blocks, service: ChatService) -> gr.Blocks:
+    """``demo`` with its queue: a writing reader's own queue shows each user their place and
+    caps the wait, so Gradio lets enough questions in for it to do so; answers by quotes take
+    milliseconds."""
+    writer = service.reader.writer if isinstance(service.reader, ModelReader) else None
+    return demo.queue(default_concurrency_limit=writer.queue.capacity + 2 if isinstance(writer, LocalWriter) else 4)
+
+
 def launch(
     service: ChatService, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True, quiet: bool = False
 ) -> tuple[gr.Blocks, str]:
-    """Build the page and serve it (its CSS and scripts included); returns the app and its URL."""
-    demo = build_app(service)
-    # A writing reader's own queue shows each user their place and caps the wait, so Gradio
-    # lets enough questions in for it to do so; answers by quotes take milliseconds.
-    writer = service.reader.writer if isinstance(service.reader, ModelReader) else None
-    demo.queue(default_concurrency_limit=writer.queue.capacity + 2 if isinstance(writer, LocalWriter) else 4)
+    """Build the page and serve it alone (its CSS and scripts included); returns the app and
+    its URL. ``chatbot serve`` serves it with the API instead (:mod:`chatbot.server`)."""
+    demo = queued(build_app(service), service)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,

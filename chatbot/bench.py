@@ -7,6 +7,7 @@ each run clears it, so the embedder is really called.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import resource
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -182,22 +183,53 @@ def _cold_start(settings: Settings, question: str, timeout_s: float = SERVE_TIME
     """
     from gradio_client import Client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = _chatbot_command(
-        "serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--port", str(port)
-    )
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_listening(server, port, timeout_s)
+    with serving(settings, port, timeout_s=timeout_s):
         Client(f"http://127.0.0.1:{port}/", verbose=False).predict(question, [], 5, settings.mode, api_name="/ask")
         return round(time.perf_counter() - started, 3)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(
+    settings: Settings,
+    port: int,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout_s: float = SERVE_TIMEOUT_S,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``chatbot serve`` on ``settings``' corpus and index and 127.0.0.1:``port`` (with
+    ``options``, and ``env`` over this process's environment) in its own process, once it
+    listens; stopped on exit. Its output goes to ``log`` (else nowhere).
+
+    Raises:
+        BenchError: the server exited, or did not listen within ``timeout_s`` seconds.
+    """
+    command = _chatbot_command(
+        "serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--port", str(port), *options
+    )
+    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        server = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until_listening(server, port, timeout_s)
+            yield server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def wait_until_listening(server: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:

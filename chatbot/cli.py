@@ -297,26 +297,38 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Open the web chat; builds or updates the index first if it is missing or stale.
+    """Open the web chat (/), its compact page for embedding (/embed) and the OpenAI-compatible
+    API (/v1/chat/completions, /v1/models) on one port; builds or updates the index first if it
+    is missing or stale.
 
-    Example: chatbot serve --host 127.0.0.1 --port 7860
+    Keys, login and limits come from the environment (docs/api.md): CHATBOT_API_KEYS,
+    CHATBOT_AUTH, CHATBOT_QUESTION_LIMIT, CHATBOT_FEEDBACK_LIMIT, CHATBOT_FEEDBACK_MAX_BYTES.
+
+    Example: CHATBOT_API_KEYS=@keys.txt chatbot serve --host 0.0.0.0 --allow-origin https://blog.example.org
     """
+    from chatbot.access import Access
     from chatbot.index import index_is_stale
 
+    access = Access.from_env(allow_origins=args.allow_origin or ())  # refused before anything loads
     settings = _settings(args)
     if index_is_stale(settings):
         print("Index missing or out of date: building it first.", file=sys.stderr)
         report = _build_with_progress(settings, rebuild=False, quiet=False)
         print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
-    from chatbot.app import ChatService, launch
+    from chatbot.app import ChatService
+    from chatbot.feedback import FeedbackLog
+    from chatbot.server import serve
 
-    service = ChatService(settings, reader=_reader(args))
+    service = ChatService(settings, reader=_reader(args), feedback=FeedbackLog(max_bytes=access.feedback_max_bytes))
     service.retriever.search("démarrage")  # load the model now, not on the first question
     service.retriever.generated_questions()  # and the enrichment's vectors (embedded once per index)
     service.retriever.entities()
     service.warm_in_background()  # a language model loads while the page opens
     print(f"Feedback (👍/👎) is written to {service.feedback.path.resolve()}", file=sys.stderr)
-    launch(service, args.host, args.port)
+    if warning := access.exposure_warning(args.host):
+        print(warning, file=sys.stderr)
+    print(f"Serving the chat, /embed and /v1 on http://{args.host}:{args.port}/", file=sys.stderr)
+    serve(service, access, args.host, args.port)
     return 0
 
 
@@ -547,6 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a site that may embed the chat in a frame, e.g. https://blog.example.org (repeatable; default: none "
+        "but this server's own pages)",
+    )
     _llm_options(p)
     return parser
 

@@ -76,3 +76,7 @@ class BenchError(ChatbotError):
 class ImportSourceError(ChatbotError):
     """A file given to ``chatbot import`` cannot be read at all (not XML, truncated, an XML
     bomb, not UTF-8...); the message says why."""
+
+
+class FeedbackFullError(ChatbotError, OSError):
+    """The feedback file has reached its size cap; nothing more is written to it."""

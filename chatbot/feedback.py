@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chatbot.errors import FeedbackFullError
+
 DEFAULT_PATH = Path("data/feedback.jsonl")
 
 
@@ -46,15 +48,20 @@ class Feedback:
 class FeedbackLog:
     """Appends feedback to a JSONL file, one line per vote or comment (thread-safe)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, max_bytes: int | None = None) -> None:
         self.path = feedback_path(path)
+        self.max_bytes = max_bytes  # None: no cap
         self._lock = threading.Lock()
 
     def append(self, feedback: Feedback) -> None:
-        """Raises OSError when the file cannot be written (the UI says so)."""
+        """Raises OSError when the file cannot be written (the UI says so), and
+        :class:`~chatbot.errors.FeedbackFullError` (an ``OSError``) once it holds ``max_bytes``."""
         line = json.dumps(asdict(feedback), ensure_ascii=False)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if self.max_bytes is not None and size + len(line.encode()) + 1 > self.max_bytes:
+                raise FeedbackFullError(f"The feedback file {self.path} holds {size} bytes (cap {self.max_bytes}).")
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
 
