@@ -71,3 +71,9 @@ class ModelBusyError(ChatbotError):
 class BenchError(ChatbotError):
     """A step of ``chatbot bench`` cannot run (the chat server it starts never listens...);
     the message says which and what to check."""
+
+
+class BackendError(IndexStateError):
+    """The search engine behind ``--backend milvus`` cannot be used: its client is not
+    installed, the URI or token is wrong, the server is down or refuses a request; the message
+    names the fix."""
