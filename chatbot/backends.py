@@ -24,10 +24,18 @@ Ranking = list[tuple[int, float]]  # (chunk row, score), best first
 class SearchBackend(Protocol):
     """A loaded, verified index. Rows are positions in ``chunks``."""
 
-    manifest: dict[str, Any]
-    chunks: tuple[Chunk, ...]
-    # Row of the first sentence vector of each chunk, and one past the last chunk's.
-    sentence_offsets: np.ndarray
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The build's facts: embedder, settings, analyzer, the articles with their hashes."""
+        ...
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]: ...
+
+    @property
+    def sentence_offsets(self) -> np.ndarray:
+        """Row of the first sentence vector of each chunk, and one past the last chunk's."""
+        ...
 
     def keyword(self, text: str, depth: int) -> Ranking:
         """French BM25: the ``depth`` best rows sharing a term with ``text``, best first."""

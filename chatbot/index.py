@@ -303,9 +303,7 @@ def _build(
 
         matrix, sentence_matrix = embed_plan(settings, plan, embedder, previous, allocate, progress)
         manifest = plan.manifest(settings, embedder.name, matrix.shape[1])
-        _write_generation(
-            settings, plan.chunks, matrix, cast(np.memmap, sentence_matrix), plan.offsets, manifest, tmp
-        )
+        _write_generation(settings, plan.chunks, matrix, cast(np.memmap, sentence_matrix), plan.offsets, manifest, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
