@@ -49,6 +49,10 @@ class SearchBackend(Protocol):
         """The stored (L2-normalised) vectors of ``rows``, in that order (shape len x dim)."""
         ...
 
+    def chunk_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The inner product of ``query`` (shape dim) with each of ``rows``' vectors."""
+        ...
+
     def sentence_rows(self, row: int) -> np.ndarray:
         """The sentence vectors of chunk ``row``, in :func:`chatbot.chunking.sentence_spans`
         order (none when the index was built without sentence vectors)."""

@@ -126,6 +126,10 @@ class LoadedIndex:
         """The stored vectors of ``rows``, in that order."""
         return np.asarray(self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64)))
 
+    def chunk_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The inner product of ``query`` with each of ``rows``' vectors."""
+        return self.chunk_vectors(rows) @ query
+
     def close(self) -> None:
         """Nothing to release: the files are memory-mapped or in memory."""
 

@@ -136,7 +136,7 @@ class Retriever:
         # Rows that only BM25 found need their dense score too.
         signals = [
             (bm25_weight, np.array([bm25_scores.get(int(r), 0.0) for r in rows])),
-            (self.settings.dense_weight, self.index.chunk_vectors(rows) @ query[0]),
+            (self.settings.dense_weight, self.index.chunk_scores(rows, query[0])),
         ]
         if self.settings.sentence_weight and self.settings.sentence_vectors:
             signals.append((self.settings.sentence_weight, self.index.best_sentence_scores(rows, query[0])))

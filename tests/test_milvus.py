@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,3 +254,59 @@ def test_a_missing_lite_file_is_a_missing_index(milvus: Settings) -> None:
     with pytest.raises(IndexMissingError, match="chatbot index --backend milvus"):
         load_backend(milvus)
     assert not milvus.index_dir.exists()  # loading creates nothing
+
+
+class _StoredVectors:
+    """The model's vectors as the local build computed them, looked up by text: the real
+    corpus is embedded once per session, and Milvus receives exactly the local e5 vectors."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.name = retriever.embedder.name
+        self.model = retriever.embedder
+        self.vectors: dict[str, np.ndarray] = {}
+        index = retriever.index
+        for row, chunk in enumerate(retriever.chunks):
+            self.vectors[chunk.indexed_text(retriever.settings.title_in_embedding)] = index.chunk_vectors(
+                np.array([row])
+            )[0]
+            for sentence, vector in zip(chunk.sentences(), index.sentence_rows(row), strict=True):
+                self.vectors[sentence] = vector
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[text] for text in texts])
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode_queries(texts))
+
+
+QUESTION_SETS = sorted((REPO / "evaluation").glob("*.jsonl"))
+
+
+@pytest.mark.integration
+def test_milvus_matches_the_local_backend_on_every_question_set(real_retriever: Retriever, tmp_path: Path) -> None:
+    """R@5 and MRR@10 of hybrid search within 0.02 of the local backend on every set, and
+    `chatbot eval --backend milvus` prints the same figures."""
+    from chatbot.evaluation import evaluate_retriever, load_questions
+
+    settings = replace(real_retriever.settings, index_dir=tmp_path / "index", backend="milvus")
+    report = build_index(settings, _StoredVectors(real_retriever))  # type: ignore[arg-type]
+    assert report.chunks == len(real_retriever.chunks)
+    milvus = Retriever(settings, embedder=real_retriever.embedder)
+    figures = {}
+    try:
+        for path in QUESTION_SETS:
+            questions = load_questions(path)
+            local = evaluate_retriever(questions, real_retriever, "hybrid")
+            remote = figures[path.name] = evaluate_retriever(questions, milvus, "hybrid")
+            for metric in ("recall@5", "mrr@10"):
+                assert abs(remote[metric] - local[metric]) <= 0.02, (path.name, metric, remote[metric], local[metric])
+    finally:
+        milvus.index.close()  # Milvus Lite: one process at a time
+    command = [sys.executable, "-m", "chatbot", "eval", "--backend", "milvus", "--corpus", str(settings.corpus_dir),
+               "--index", str(settings.index_dir), "--questions", str(QUESTION_SETS[0]), "--json"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    printed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert printed.returncode == 0, printed.stderr
+    cli_figures = json.loads(printed.stdout)
+    assert cli_figures["recall@5"] == figures[QUESTION_SETS[0].name]["recall@5"]
+    assert cli_figures["mrr@10"] == figures[QUESTION_SETS[0].name]["mrr@10"]
