@@ -130,6 +130,7 @@ class _Connection:
             self.client: MilvusClient = MilvusClient(uri=self.uri, token=settings.milvus_token or "", timeout=10)
         except MilvusException as exc:
             raise BackendError(self._unreachable(exc)) from exc
+        self.closed = False
         if self.lite:
             with self._guard:
                 self._open[self.key] = self._open.get(self.key, 0) + 1
@@ -157,6 +158,10 @@ class _Connection:
             ) from exc
 
     def close(self) -> None:
+        """Close the client (again: nothing); the last one of a Lite file stops its server."""
+        if self.closed:
+            return
+        self.closed = True
         with contextlib.suppress(Exception):  # closing a connection that already broke
             self.client.close()
         if not self.lite:
