@@ -145,6 +145,7 @@ from tests.conftest import FakeEmbedder
 
 class Slow(FakeEmbedder):
     def encode_documents(self, texts):
+        Path({marker!r}).touch()  # the previous generation is read: the build proper starts
         time.sleep(0.01)
         return super().encode_documents(texts)
 
@@ -160,17 +161,31 @@ def test_killed_builds_leave_the_previous_collections_answering(milvus: Settings
         (milvus.corpus_dir / f"a{n:02d}.md").write_text(text, encoding="utf-8")
     build_index(milvus, FakeEmbedder())
     chunks = len(_loaded_chunks(milvus))
-    script = CHILD.format(repo=str(REPO), corpus=str(milvus.corpus_dir), index=str(milvus.index_dir))
+    marker = milvus.index_dir.parent / "building"
+    script = CHILD.format(
+        repo=str(REPO), corpus=str(milvus.corpus_dir), index=str(milvus.index_dir), marker=str(marker)
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def start() -> subprocess.Popen[bytes]:
+        """A child build, returned once it has started embedding (its start-up is not timed)."""
+        marker.unlink(missing_ok=True)
+        child = subprocess.Popen([sys.executable, "-c", script], env=env)
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return child
+
+    child = start()
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
-    duration = time.perf_counter() - started
+    assert child.wait(timeout=300) == 0
+    duration = time.perf_counter() - started  # embedding and writing the new generation
 
     rng = random.Random(20)
     kills = 0
     for _ in range(6):
-        child = subprocess.Popen([sys.executable, "-c", script], env=env)
-        time.sleep(rng.uniform(0.3 * duration, 0.95 * duration))  # past the start: mid-write
+        child = start()
+        time.sleep(rng.uniform(0.0, 0.9 * duration))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1
@@ -182,7 +197,7 @@ def test_killed_builds_leave_the_previous_collections_answering(milvus: Settings
             assert len(hits) == 3
         finally:
             index.close()
-    assert kills >= 3, "most runs must be killed mid-build for the test to mean something"
+    assert kills >= 4, "most runs must be killed mid-build for the test to mean something"
     assert build_index(milvus, FakeEmbedder(), rebuild=True).written  # the next build drops the debris
     assert len(_collections(milvus)) == 4
 
