@@ -325,3 +325,11 @@ def test_milvus_matches_the_local_backend_on_every_question_set(real_retriever: 
     cli_figures = json.loads(printed.stdout)
     assert cli_figures["recall@5"] == figures[QUESTION_SETS[0].name]["recall@5"]
     assert cli_figures["mrr@10"] == figures[QUESTION_SETS[0].name]["mrr@10"]
+
+
+def test_the_chat_says_in_french_that_milvus_does_not_answer() -> None:
+    from chatbot.app import french_error
+    from chatbot.errors import BackendError
+
+    message = french_error(BackendError("Cannot reach Milvus at http://127.0.0.1:1"))
+    assert "Milvus" in message and "ne répond pas" in message
