@@ -30,6 +30,7 @@ from chatbot.chunking import Chunk
 from chatbot.conversation import Turn, asked_before, exchanges
 from chatbot.corpus import load_corpus
 from chatbot.errors import (
+    BackendError,
     ChatbotError,
     CorpusError,
     EmptyQuestionError,
@@ -448,6 +449,8 @@ def french_error(exc: ChatbotError) -> str:
         return "Veuillez saisir une question."
     if isinstance(exc, QuestionTooLongError):
         return f"La question est trop longue : raccourcissez-la ({exc.limit} caractères au plus)."
+    if isinstance(exc, BackendError):
+        return "Le moteur de recherche (Milvus) ne répond pas : vérifiez qu’il tourne, puis réessayez."
     if isinstance(exc, IndexStateError):
         return "L’index des articles est absent ou abîmé : lancez « chatbot index --rebuild » puis rechargez la page."
     if isinstance(exc, RateLimitedError):

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from chatbot.answer import Answer, answer, stream
+from chatbot.backends import build_index
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.errors import BenchError
-from chatbot.index import build_index
 from chatbot.reader import ExtractiveReader, Reader
 from chatbot.reader.writer import ModelReader
 from chatbot.retrieval import Retriever
@@ -66,10 +66,22 @@ def _timings_ms(run: Callable[[str], object], questions: Sequence[str], before: 
 def run_bench(
     settings: Settings, questions: Sequence[str], *, cold_start: bool = True, reader: Reader | None = None
 ) -> dict[str, Any]:
-    """Every figure of the bench table; builds throw-away indexes in a temporary folder."""
-    results: dict[str, Any] = {}
+    """Every figure of the bench table; builds throw-away indexes in a temporary folder (and,
+    for ``--backend milvus``, collections prefixed ``<milvus_collection>_bench``). With a
+    backend other than local, the local backend's build and search times are measured in the
+    same run, under ``"local"``."""
+    results: dict[str, Any] = {"backend": settings.backend}
     with tempfile.TemporaryDirectory(prefix="chatbot-bench-") as tmp:
         local = replace(settings, index_dir=Path(tmp) / "index")
+        if settings.backend == "milvus":
+            from chatbot.milvus_backend import is_lite
+
+            uri = settings.milvus_uri
+            local = replace(
+                local,
+                milvus_uri=None if uri is None or is_lite(uri) else uri,
+                milvus_collection=f"{settings.milvus_collection}_bench",
+            )
         embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
         embedder.encode_queries(["échauffement"])  # load the model: build and encode are measured warm
         started = time.perf_counter()
@@ -102,16 +114,55 @@ def run_bench(
             results["answer_ms"] = round(statistics.median(times), 2)
             results["answer_p90_ms"] = round(float(np.percentile(times, 90)), 2)
         results["reader"] = chosen.name
+        results["sentences"] = int(retriever.index.sentence_offsets[-1])
+        retriever.index.close()  # Milvus Lite lets one process at a time open its file
         results["noop_reindex_s"] = _timed_process(
-            ["index", "--corpus", str(local.corpus_dir), "--index", str(local.index_dir)]
+            ["index", "--corpus", str(local.corpus_dir), "--index", str(local.index_dir), *_backend_args(local)], local
         )
         if cold_start:
             results["cold_start_s"] = _cold_start(local, questions[0])
+        if settings.backend != "local":
+            results["local"] = _search_figures(replace(local, backend="local"), embedder, questions)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results["chunks"] = len(retriever.chunks)
-    results["sentences"] = len(retriever.index.sentence_vectors)
     results["questions"] = len(questions)
     return results
+
+
+def _search_figures(
+    settings: Settings, embedder: SentenceTransformerEmbedder, questions: Sequence[str]
+) -> dict[str, Any]:
+    """Build time and search medians of one more backend, for the comparison."""
+    started = time.perf_counter()
+    build_index(settings, embedder, rebuild=True)
+    figures: dict[str, Any] = {"backend": settings.backend, "build_s": round(time.perf_counter() - started, 3)}
+    retriever = Retriever(settings, embedder=embedder)
+    figures["search_ms"] = {}
+    for mode in MODES:
+
+        def search(question: str, mode: Mode = mode) -> object:
+            return retriever.search(question, mode=mode)
+
+        figures["search_ms"][mode] = _median_ms(search, questions, retriever.clear_query_cache)
+    retriever.index.close()
+    return figures
+
+
+def _backend_args(settings: Settings) -> list[str]:
+    """The options that point a ``chatbot`` subprocess at the same index (the token goes
+    through the environment, not the command line)."""
+    if settings.backend == "local":
+        return []
+    return ["--backend", settings.backend, *(["--milvus-uri", settings.milvus_uri] if settings.milvus_uri else [])]
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    if settings.milvus_token:
+        env["CHATBOT_MILVUS_TOKEN"] = settings.milvus_token
+    if settings.backend != "local":  # the collections' prefix has no option
+        env["CHATBOT_MILVUS_COLLECTION"] = settings.milvus_collection
+    return env
 
 
 def _model_figures(
@@ -169,9 +220,9 @@ def _chatbot_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "chatbot", *args]
 
 
-def _timed_process(args: list[str]) -> float:
+def _timed_process(args: list[str], settings: Settings) -> float:
     started = time.perf_counter()
-    subprocess.run(_chatbot_command(*args), check=True, capture_output=True, timeout=600)
+    subprocess.run(_chatbot_command(*args), check=True, capture_output=True, timeout=600, env=_environment(settings))
     return round(time.perf_counter() - started, 3)
 
 
@@ -214,9 +265,10 @@ def serving(
         BenchError: the server exited, or did not listen within ``timeout_s`` seconds.
     """
     command = _chatbot_command(
-        "serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--port", str(port), *options
-    )
-    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+        "serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--port", str(port),
+        *_backend_args(settings), *options,
+    )  # fmt: skip
+    environment = {**_environment(settings), **(env or {})}
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
         server = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
@@ -269,6 +321,11 @@ def format_bench(results: dict[str, Any]) -> str:
     model_rows = ("model_load_s", "model_warm_s", "first_text_ms", "first_text_p90_ms", "reader_bare_ms",
                   "prompt_tokens", "written_share")  # fmt: skip
     rows += [(name, results[name]) for name in model_rows if name in results]
+    if "local" in results:  # the other backend, same run
+        backend = results["backend"]
+        rows = [(f"{name} ({backend})" if name.startswith(("search_ms", "build_s")) else name, v) for name, v in rows]
+        rows += [(f"search_ms {mode} (local)", ms) for mode, ms in results["local"]["search_ms"].items()]
+        rows.append(("build_s (local)", results["local"]["build_s"]))
     hybrid = results["search_ms"]["hybrid"] / results["encode_query_ms"]
     build = results["build_s"] - 1.2 * results["encode_corpus_s"]
     lines = [f"{name:<22}{value}" for name, value in rows]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError, UsageError
 from chatbot.local_model import MODELS
-from chatbot.settings import MODES, READERS, Settings
+from chatbot.settings import BACKENDS, MODES, READERS, Settings
 
 if TYPE_CHECKING:
     from chatbot.chunking import Chunk
@@ -44,6 +44,10 @@ def _settings(args: argparse.Namespace) -> Settings:
             mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
             top_k=getattr(args, "k", None),
             reranker=getattr(args, "reranker", None),
+            backend=args.backend or os.environ.get("CHATBOT_BACKEND") or None,
+            milvus_uri=args.milvus_uri or os.environ.get("CHATBOT_MILVUS_URI") or None,
+            milvus_token=args.milvus_token or os.environ.get("CHATBOT_MILVUS_TOKEN") or None,
+            milvus_collection=os.environ.get("CHATBOT_MILVUS_COLLECTION") or None,  # the prefix: docs/milvus.md
         )
     except ValueError as exc:  # the settings' own validation: the options are wrong
         raise UsageError(str(exc)) from exc
@@ -59,14 +63,17 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     Example: chatbot index --corpus corpus/ --index index/ --rebuild
              chatbot index --enrich local --local-model qwen2.5-coder-1.5b
+             chatbot index --backend milvus --milvus-uri http://milvus:19530 --milvus-token user:password
     """
     settings = _settings(args)
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
     if report.written or args.enrich != "off":
+        from chatbot.backends import load_backend
         from chatbot.entities import SentenceEntities
-        from chatbot.index import load_index
 
-        chunks = load_index(settings).chunks
+        index = load_backend(settings)
+        chunks = index.chunks
+        index.close()
         enriched = _enrich(settings, args, chunks) if args.enrich != "off" else 0
         SentenceEntities.load(chunks, settings.index_dir)  # tagged now (or read from its cache), not at a question
     else:
@@ -137,8 +144,8 @@ def _build_with_progress(settings: Settings, *, rebuild: bool, quiet: bool) -> B
     """Build or update the index with a progress bar on stderr."""
     from tqdm import tqdm
 
+    from chatbot.backends import build_index
     from chatbot.embedding import SentenceTransformerEmbedder
-    from chatbot.index import build_index
 
     bar: tqdm[Any] | None = None
 
@@ -307,7 +314,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     Example: CHATBOT_API_KEYS=@keys.txt chatbot serve --host 0.0.0.0 --allow-origin https://blog.example.org
     """
     from chatbot.access import Access
-    from chatbot.index import index_is_stale
+    from chatbot.backends import index_is_stale
 
     access = Access.from_env(allow_origins=args.allow_origin or ())  # refused before anything loads
     settings = _settings(args)
@@ -455,6 +462,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="index without per-sentence vectors: builds embed 5x fewer texts, answers take ~0.7 s more",
     )
+    group = parser.add_argument_group("Search backend (docs/milvus.md)")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="local: FAISS and BM25 files in --index (default); milvus: Milvus Lite or a Milvus server "
+        "(pip install '.[milvus]'); env CHATBOT_BACKEND",
+    )
+    group.add_argument(
+        "--milvus-uri",
+        help="a Milvus Lite file (default <index>/milvus.db) or a server, http://host:19530; env CHATBOT_MILVUS_URI",
+    )
+    group.add_argument("--milvus-token", help="«user:password» or an API key; env CHATBOT_MILVUS_TOKEN")
 
 
 def _retrieval_options(parser: argparse.ArgumentParser) -> None:

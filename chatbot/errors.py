@@ -80,3 +80,9 @@ class ImportSourceError(ChatbotError):
 
 class FeedbackFullError(ChatbotError, OSError):
     """The feedback file has reached its size cap; nothing more is written to it."""
+
+
+class BackendError(IndexStateError):
+    """The search engine behind ``--backend milvus`` cannot be used: its client is not
+    installed, the URI or token is wrong, the server is down or refuses a request; the message
+    names the fix."""

@@ -39,6 +39,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from chatbot import __version__, analysis
+from chatbot.backends import Ranking, best_sentence_scores, top_rows
 from chatbot.chunking import SENTENCE_VERSION, Chunk, chunk_article
 from chatbot.corpus import Corpus, Notice, Skipped, load_corpus
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     import bm25s
     import faiss
 
+    from chatbot.backends import SearchBackend
     from chatbot.embedding import Embedder
 
 logger = logging.getLogger(__name__)
@@ -108,10 +110,32 @@ class LoadedIndex:
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """For each chunk of ``rows``, the best inner product between ``query`` (shape dim) and
         one of its sentence vectors; -1 (no match) for a chunk without any."""
-        return np.array(
-            [float(np.max(vectors @ query)) if len(vectors := self.sentence_rows(int(row))) else -1.0 for row in rows],
-            dtype=np.float32,
-        )
+        return best_sentence_scores([self.sentence_rows(int(row)) for row in rows], query)
+
+    def keyword(self, text: str, depth: int) -> Ranking:
+        """BM25 over the French analysis; chunks that share no term with ``text`` are left out."""
+        vocab = self.bm25.vocab_dict
+        tokens = [t for t in analysis.analyze(text) if t in vocab]
+        if not tokens:
+            return []
+        scores = self.bm25.get_scores(tokens)
+        return [(int(i), float(scores[i])) for i in top_rows(scores, depth) if scores[i] > 0]
+
+    def nearest(self, query: np.ndarray, depth: int) -> Ranking:
+        """The ``depth`` chunks nearest to ``query`` (shape 1 x dim), by inner product."""
+        scores, rows = self.vectors.search(query, min(depth, len(self.chunks)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``rows``, in that order."""
+        return np.asarray(self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64)))
+
+    def chunk_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The inner product of ``query`` with each of ``rows``' vectors."""
+        return self.chunk_vectors(rows) @ query
+
+    def close(self) -> None:
+        """Nothing to release: the files are memory-mapped or in memory."""
 
 
 def build_index(
@@ -135,49 +159,81 @@ def build_index(
     started = time.perf_counter()
     corpus = load_corpus(settings.corpus_dir)
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(settings.index_dir):
+    with writer_lock(settings.index_dir):
         previous = None if rebuild else _reusable(settings)
         report = _build(settings, embedder, corpus, previous, progress, started)
     return report
 
 
-def _build(
-    settings: Settings,
-    embedder: Embedder,
-    corpus: Corpus,
-    previous: LoadedIndex | None,
-    progress: Progress | None,
-    started: float,
-) -> BuildReport:
+@dataclass(frozen=True, eq=False)
+class BuildPlan:
+    """What a build will write, worked out from the corpus and the previous index (any backend):
+    every chunk in order, which rows reuse a previous row's vectors and which are embedded."""
+
+    corpus: Corpus
+    old_articles: dict[str, Any]
+    removed: frozenset[str]
+    up_to_date: bool
+    chunks: list[Chunk]
+    reused: dict[int, int]  # new row -> old row, for chunks of unchanged articles
+    to_embed: list[int]
+    new_sentences: dict[int, list[str]]
+    offsets: np.ndarray  # row of each chunk's first sentence vector, plus the total
+
+    def report(self, started: float, *, written: bool) -> BuildReport:
+        return BuildReport(
+            articles=len(self.corpus.articles),
+            chunks=len(self.chunks),
+            embedded_articles=len({self.chunks[i].article_id for i in self.to_embed}),
+            embedded_chunks=len(self.to_embed),
+            removed=tuple(sorted(self.old_articles[aid].get("path", aid) for aid in self.removed)),
+            seconds=time.perf_counter() - started,
+            written=written,
+            skipped=self.corpus.skipped,
+            notices=self.corpus.notices,
+        )
+
+    def manifest(self, settings: Settings, embedder_name: str, dim: int) -> dict[str, Any]:
+        """The build's facts as every backend stores them (the local one adds its files)."""
+        per_article = Counter(c.article_id for c in self.chunks)
+        return {
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "embedder": {"name": embedder_name, "dim": dim},
+            "settings": settings.index_settings(),
+            "analyzer_version": analysis.VERSION,
+            "sentence_version": SENTENCE_VERSION,
+            "sentences": int(self.offsets[-1]),
+            "articles": {
+                a.id: {
+                    "title": a.title,
+                    "hash": a.content_hash,
+                    "path": str(a.path),
+                    "chunks": per_article[a.id],
+                    "url": a.meta.get("url", ""),
+                }
+                for a in self.corpus.articles
+            },
+        }
+
+
+def plan_build(settings: Settings, corpus: Corpus, previous: SearchBackend | None) -> BuildPlan:
+    """The chunks of a build: those of unchanged articles taken from ``previous``, the others
+    chunked again (and their sentences split) to be embedded."""
     old_articles: dict[str, Any] = previous.manifest["articles"] if previous else {}
     new_hashes = {a.id: a.content_hash for a in corpus.articles}
     urls = {a.id: a.meta.get("url", "") for a in corpus.articles}
     unchanged = {aid for aid, h in new_hashes.items() if old_articles.get(aid, {}).get("hash") == h}
-    removed = set(old_articles) - set(new_hashes)
+    removed = frozenset(set(old_articles) - set(new_hashes))
     # A new address alone rewrites the chunks' metadata, never their vectors.
     moved = {aid for aid in unchanged if old_articles[aid].get("url", "") != urls[aid]}
-    same_kind = previous is not None and previous.manifest.get("vector_index", {}).get("type") == vector_index_kind(
-        settings, len(previous.chunks)
-    )
-    if previous is not None and unchanged == set(new_hashes) and not removed and not moved and same_kind:
-        return BuildReport(
-            articles=len(corpus.articles),
-            chunks=len(previous.chunks),
-            embedded_articles=0,
-            embedded_chunks=0,
-            removed=(),
-            seconds=time.perf_counter() - started,
-            written=False,
-            skipped=corpus.skipped,
-            notices=corpus.notices,
-        )
-
     old_rows: dict[str, list[int]] = {}
     if previous is not None:
         for row, chunk in enumerate(previous.chunks):
             old_rows.setdefault(chunk.article_id, []).append(row)
     chunks: list[Chunk] = []
-    reused: dict[int, int] = {}  # new row -> old row, for chunks of unchanged articles
+    reused: dict[int, int] = {}
     to_embed: list[int] = []
     for article in corpus.articles:
         if article.id in unchanged and previous is not None:
@@ -189,16 +245,69 @@ def _build(
             for chunk in chunk_article(article, settings.chunk_size, settings.chunk_overlap):
                 to_embed.append(len(chunks))
                 chunks.append(chunk)
-
     # Sentence rows: chunk after chunk, each chunk's sentences in order. New chunks are split
     # once here; reused ones keep their count from the previous index.
     new_sentences = {i: chunks[i].sentences() if settings.sentence_vectors else [] for i in to_embed}
     old_counts = np.diff(previous.sentence_offsets) if previous is not None else np.zeros(0, dtype=np.int64)
     counts = [len(new_sentences[r]) if r in new_sentences else int(old_counts[reused[r]]) for r in range(len(chunks))]
-    offsets = np.cumsum([0, *counts])
+    return BuildPlan(
+        corpus=corpus,
+        old_articles=old_articles,
+        removed=removed,
+        up_to_date=previous is not None and unchanged == set(new_hashes) and not removed and not moved,
+        chunks=chunks,
+        reused=reused,
+        to_embed=to_embed,
+        new_sentences=new_sentences,
+        offsets=np.cumsum([0, *counts]),
+    )
+
+
+def embed_plan(
+    settings: Settings,
+    plan: BuildPlan,
+    embedder: Embedder,
+    previous: SearchBackend | None,
+    allocate: Callable[[int, int, int], np.ndarray],
+    progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk and sentence matrices of ``plan`` (``allocate(job, rows, dim)`` makes them):
+    new texts embedded, reused rows copied from ``previous``."""
+    chunks, to_embed, offsets = plan.chunks, plan.to_embed, plan.offsets
     chunk_texts = [chunks[i].indexed_text(settings.title_in_embedding) for i in to_embed]
-    sentence_texts = [sentence for i in to_embed for sentence in new_sentences[i]]
-    sentence_rows = [int(offsets[i]) + j for i in to_embed for j in range(len(new_sentences[i]))]
+    sentence_texts = [sentence for i in to_embed for sentence in plan.new_sentences[i]]
+    sentence_rows = [int(offsets[i]) + j for i in to_embed for j in range(len(plan.new_sentences[i]))]
+    matrix, sentence_matrix = _embed_into(
+        embedder,
+        [(chunk_texts, to_embed), (sentence_texts, sentence_rows)],
+        (len(chunks), int(offsets[-1])),
+        int(previous.manifest["embedder"]["dim"]) if previous is not None else None,
+        allocate,
+        settings.batch_size,
+        progress,
+    )
+    if previous is not None and plan.reused:
+        new_rows = np.fromiter(plan.reused, dtype=np.int64)
+        matrix[new_rows] = previous.chunk_vectors(np.fromiter(plan.reused.values(), dtype=np.int64))
+        for row, old in plan.reused.items():
+            sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
+    return matrix, sentence_matrix
+
+
+def _build(
+    settings: Settings,
+    embedder: Embedder,
+    corpus: Corpus,
+    previous: LoadedIndex | None,
+    progress: Progress | None,
+    started: float,
+) -> BuildReport:
+    plan = plan_build(settings, corpus, previous)
+    same_kind = previous is not None and previous.manifest.get("vector_index", {}).get("type") == vector_index_kind(
+        settings, len(previous.chunks)
+    )
+    if plan.up_to_date and same_kind:
+        return plan.report(started, written=False)
 
     name, tmp = _new_generation(settings.index_dir)
     try:
@@ -210,57 +319,14 @@ def _build(
             # everything else in memory (7.5 GB for 100k articles).
             return np.lib.format.open_memmap(tmp / SENTENCES, mode="w+", dtype=np.float32, shape=(rows, dim))
 
-        matrix, sentence_matrix = _embed_into(
-            embedder,
-            [(chunk_texts, to_embed), (sentence_texts, sentence_rows)],
-            (len(chunks), int(offsets[-1])),
-            int(previous.manifest["embedder"]["dim"]) if previous is not None else None,
-            allocate,
-            settings.batch_size,
-            progress,
-        )
-        if previous is not None:
-            for row, old in reused.items():
-                matrix[row] = previous.vectors.reconstruct(old)
-                sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
-
-        per_article = Counter(c.article_id for c in chunks)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "embedder": {"name": embedder.name, "dim": matrix.shape[1]},
-            "settings": settings.index_settings(),
-            "analyzer_version": analysis.VERSION,
-            "sentence_version": SENTENCE_VERSION,
-            "sentences": len(sentence_matrix),
-            "articles": {
-                a.id: {
-                    "title": a.title,
-                    "hash": a.content_hash,
-                    "path": str(a.path),
-                    "chunks": per_article[a.id],
-                    "url": urls[a.id],
-                }
-                for a in corpus.articles
-            },
-        }
-        _write_generation(settings, chunks, matrix, cast(np.memmap, sentence_matrix), offsets, manifest, tmp)
+        matrix, sentence_matrix = embed_plan(settings, plan, embedder, previous, allocate, progress)
+        manifest = plan.manifest(settings, embedder.name, matrix.shape[1])
+        _write_generation(settings, plan.chunks, matrix, cast(np.memmap, sentence_matrix), plan.offsets, manifest, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _swap(settings.index_dir, name, tmp)
-    return BuildReport(
-        articles=len(corpus.articles),
-        chunks=len(chunks),
-        embedded_articles=len({chunks[i].article_id for i in to_embed}),
-        embedded_chunks=len(to_embed),
-        removed=tuple(sorted(old_articles[aid].get("path", aid) for aid in removed)),
-        seconds=time.perf_counter() - started,
-        written=True,
-        skipped=corpus.skipped,
-        notices=corpus.notices,
-    )
+    return plan.report(started, written=True)
 
 
 def _embed_into(
@@ -386,7 +452,7 @@ def load_index(settings: Settings) -> LoadedIndex:
 
     path = current_generation(settings.index_dir)
     manifest = _read_manifest(path)
-    _check_compatible(manifest, settings)
+    check_compatible(manifest, settings)
     for rel, facts in manifest.get("files", {}).items():
         actual = path / rel
         if not actual.is_file():
@@ -451,10 +517,15 @@ def index_is_stale(settings: Settings) -> bool:
     """
     try:
         manifest = _read_manifest(current_generation(settings.index_dir))
-        _check_compatible(manifest, settings)
+        check_compatible(manifest, settings)
     except (IndexMissingError, IndexCorruptError, IndexMismatchError):
         return True
-    corpus = load_corpus(settings.corpus_dir)
+    return corpus_changed(manifest, load_corpus(settings.corpus_dir))
+
+
+def corpus_changed(manifest: dict[str, Any], corpus: Corpus) -> bool:
+    """The corpus no longer matches the build ``manifest`` describes: an article added, removed,
+    edited, or given another address (any backend's manifest)."""
     stored = {aid: (facts["hash"], facts.get("url", "")) for aid, facts in manifest["articles"].items()}
     return stored != {a.id: (a.content_hash, a.meta.get("url", "")) for a in corpus.articles}
 
@@ -518,7 +589,15 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
+def check_compatible(
+    manifest: dict[str, Any], settings: Settings, where: str | None = None, command: str = "chatbot index"
+) -> None:
+    """Refuse an index built with other settings, another analyzer or sentence splitting
+    (``where`` names the index, ``command`` the one that rebuilds it).
+
+    Raises:
+        IndexMismatchError: naming what differs and the fix.
+    """
     stored = manifest["settings"]
     wanted = settings.index_settings()
     diffs = [
@@ -526,14 +605,18 @@ def _check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
     ]
     if diffs:
         raise IndexMismatchError(
-            f"The index in {settings.index_dir} was built with other settings: {', '.join(diffs)}. "
-            "Run `chatbot index --rebuild` to rebuild it with the configured settings, "
+            f"The index in {where or settings.index_dir} was built with other settings: {', '.join(diffs)}. "
+            f"Run `{command} --rebuild` to rebuild it with the configured settings, "
             "or configure the settings it was built with."
         )
     if manifest.get("analyzer_version") != analysis.VERSION:
-        raise IndexMismatchError(f"The keyword index uses an older French analyzer. {_FIX_REBUILD}")
+        raise IndexMismatchError(
+            f"The keyword index uses an older French analyzer. Rebuild it with `{command} --rebuild`."
+        )
     if manifest.get("sentence_version") != SENTENCE_VERSION:
-        raise IndexMismatchError(f"The index splits passages into sentences another way. {_FIX_REBUILD}")
+        raise IndexMismatchError(
+            f"The index splits passages into sentences another way. Rebuild it with `{command} --rebuild`."
+        )
 
 
 def _reusable(settings: Settings) -> LoadedIndex | None:
@@ -547,7 +630,7 @@ def _reusable(settings: Settings) -> LoadedIndex | None:
 
 
 @contextlib.contextmanager
-def _lock(index_dir: Path) -> Iterator[None]:
+def writer_lock(index_dir: Path) -> Iterator[None]:
     """Hold ``index_dir/.lock`` (an OS lock: released when the process dies) or refuse at once."""
     lock = FileLock(index_dir / ".lock")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -12,6 +12,8 @@ MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 Fusion = Literal["zscore", "rrf"]
 VectorIndex = Literal["auto", "flat", "hnsw"]
 VECTOR_INDEXES: tuple[VectorIndex, ...] = ("auto", "flat", "hnsw")
+Backend = Literal["local", "milvus"]
+BACKENDS: tuple[Backend, ...] = ("local", "milvus")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ class Settings:
     # HNSW search breadth: higher is slower and closer to exact. 256: recall@10 0.96-0.98 for
     # under 1 ms at 110k-1M vectors (docs/scale.md); the model takes 20 ms a question anyway.
     hnsw_ef_search: int = 256
+    # Where the index lives: "local" (FAISS and bm25s files in ``index_dir``) or "milvus"
+    # (chatbot.milvus_backend; docs/milvus.md). ``milvus_uri``: a Milvus Lite file
+    # (default ``<index_dir>/milvus.db``) or a server, ``http://host:19530``, with
+    # ``milvus_token`` («user:password» or an API key). ``milvus_collection`` prefixes the
+    # collections' names, so that several indexes share one server.
+    backend: Backend = "local"
+    milvus_uri: str | None = None
+    milvus_token: str | None = field(default=None, repr=False)
+    milvus_collection: str = "chatbot"
 
     index_keys: ClassVar[tuple[str, ...]] = (
         "model",
@@ -98,6 +109,8 @@ class Settings:
         for name in ("bm25_weight", "bm25_weight_en", "dense_weight", "sentence_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}.")
         if self.rrf_k < 1:
             raise ValueError(f"rrf_k must be at least 1, got {self.rrf_k}.")
 

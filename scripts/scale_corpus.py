@@ -8,8 +8,11 @@ model's own cost is linear and measured apart (``--doc-ms``, ``--query-ms`` from
 ``chatbot bench``), and added as a projection.
 
     python scripts/scale_corpus.py --sizes 1000 10000 100000 --work /tmp/scale
+    python scripts/scale_corpus.py --sizes 10000 --backend milvus   # into Milvus Lite
 
-Prints one JSON line per size.
+Prints one JSON line per size. With ``--backend milvus`` the index goes into a Milvus Lite file
+(``<work>/index-<size>/milvus.db``); its disk is that file's, and the memory figures add the
+Milvus Lite server process (``milvus_rss_mb``) to this one's.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from chatbot.backends import build_index, load_backend  # noqa: E402
 from chatbot.evaluation import load_questions  # noqa: E402
-from chatbot.index import build_index, load_index  # noqa: E402
 from chatbot.retrieval import Retriever  # noqa: E402
 from chatbot.settings import MODES, Settings  # noqa: E402
 
@@ -59,24 +62,46 @@ class HashEmbedder:
     encode_documents = _encode
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _rss_mb(status: Path = Path("/proc/self/status")) -> float:
+    for line in status.read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def measure(corpus: Path, index: Path, vector_index: str) -> dict[str, object]:
+def _milvus_rss_mb(index: Path) -> float:
+    """Resident memory of the Milvus Lite server serving ``index`` (0 when none)."""
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and command[0].endswith(b"milvus_lite/lib/milvus") and str(index).encode() in b" ".join(command):
+            return _rss_mb(status.parent / "status")
+    return 0.0
+
+
+def measure(corpus: Path, index: Path, vector_index: str, backend: str = "local") -> dict[str, object]:
     """Build then search one corpus in this process; every figure for one size."""
-    settings = Settings(corpus_dir=corpus, index_dir=index, model=HashEmbedder.name, vector_index=vector_index)  # type: ignore[arg-type]
+    settings = Settings(
+        corpus_dir=corpus,
+        index_dir=index,
+        model=HashEmbedder.name,
+        vector_index=vector_index,  # type: ignore[arg-type]
+        backend=backend,  # type: ignore[arg-type]
+    )
     embedder = HashEmbedder()
+    if backend == "milvus":  # a Lite file keeps dropped collections' space: measure a fresh one
+        (index / "milvus.db").unlink(missing_ok=True)
     started = time.perf_counter()
     report = build_index(settings, embedder, rebuild=True)
     build_s = time.perf_counter() - started
     build_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    loaded = load_index(settings)
-    generation = loaded.path
-    files = {p.relative_to(generation).parts[0]: p.stat().st_size for p in generation.rglob("*") if p.is_file()}
+    started = time.perf_counter()
+    loaded = load_backend(settings)
+    load_s = time.perf_counter() - started
+    root = getattr(loaded, "path", index)
+    files = {p.relative_to(root).parts[0]: p.stat().st_size for p in root.rglob("*") if p.is_file()}
     retriever = Retriever(settings, embedder=embedder, index=loaded)
     questions = [q.question for q in load_questions(REPO / "evaluation" / "questions.jsonl")][:50]
     search_ms = {}
@@ -88,25 +113,32 @@ def measure(corpus: Path, index: Path, vector_index: str) -> dict[str, object]:
             retriever.search(question, mode=mode)
             times.append((time.perf_counter() - t) * 1000)
         search_ms[mode] = round(statistics.median(times), 2)
-    return {
-        "dense_recall_at_10_vs_exact": _recall_vs_exact(retriever, questions),
+    figures: dict[str, object] = {
+        "backend": backend,
+        # Milvus Lite searches FLAT (exact): nothing to compare with.
+        "dense_recall_at_10_vs_exact": _recall_vs_exact(retriever, questions) if backend == "local" else 1.0,
         "articles": report.articles,
         "chunks": report.chunks,
-        "sentences": int(loaded.sentence_vectors.shape[0]),
+        "sentences": int(loaded.sentence_offsets[-1]),
         "vector_index": loaded.manifest["vector_index"]["type"],
         "build_s": round(build_s, 1),
         "stand_in_embed_s": round(embedder.seconds, 1),
         "disk_mb": {name: round(size / 2**20, 1) for name, size in sorted(_group(files).items())},
         "build_peak_rss_mb": round(build_rss),
+        "load_s": round(load_s, 1),
         "loaded_rss_mb": round(_rss_mb()),
         "search_ms_without_model": search_ms,
     }
+    if backend == "milvus":
+        figures["milvus_rss_mb"] = round(_milvus_rss_mb(index))  # the server, after the searches
+    loaded.close()
+    return figures
 
 
 def _recall_vs_exact(retriever: Retriever, questions: list[str]) -> float:
     """Share of the index's dense top 10 that belong in the exact top 10, ties included (a
     recombined corpus holds many identical passages: any of the tied ones is a right answer)."""
-    matrix = retriever.index.vectors.reconstruct_n(0, retriever.index.vectors.ntotal)
+    matrix = retriever.index.chunk_vectors(np.arange(len(retriever.chunks)))
     shares = []
     for question in questions:
         query = retriever.query_vector(question)
@@ -129,12 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/chatbot-scale"))
     parser.add_argument("--vector-index", default="auto")
+    parser.add_argument("--backend", choices=["local", "milvus"], default="local")
     parser.add_argument("--doc-ms", type=float, default=48.0, help="the model's time per text (chatbot bench)")
     parser.add_argument("--query-ms", type=float, default=20.2, help="the model's time per question")
     parser.add_argument("--one", nargs=2, type=Path, metavar=("CORPUS", "INDEX"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one[0], args.one[1], args.vector_index)))
+        print(json.dumps(measure(args.one[0], args.one[1], args.vector_index, args.backend)))
         return 0
     from synth_corpus import generate
 
@@ -143,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not corpus.is_dir():
             generate(REPO / "corpus", corpus, size)
         child = subprocess.run(
-            [sys.executable, __file__, "--one", str(corpus), str(args.work / f"index-{size}"),
-             "--vector-index", args.vector_index],
+            [sys.executable, __file__, "--one", str(corpus), str(args.work / f"index-{size}-{args.backend}"),
+             "--vector-index", args.vector_index, "--backend", args.backend],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         row = json.loads(child.stdout.strip().splitlines()[-1])

@@ -58,7 +58,7 @@ def test_keyword_search_returns_nothing_for_unknown_words(retriever: Retriever) 
 def test_top_rows_equals_a_full_stable_sort_ties_included() -> None:
     import numpy as np
 
-    from chatbot.retrieval import top_rows
+    from chatbot.backends import top_rows
 
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -1,0 +1,129 @@
+"""The search backend seam: what :class:`chatbot.retrieval.Retriever` asks of an index.
+
+Two backends speak it: ``local`` (FAISS and bm25s files under ``index/``, :mod:`chatbot.index`)
+and ``milvus`` (collections in Milvus Lite, a Milvus server or a cluster,
+:mod:`chatbot.milvus_backend`). ``Settings.backend`` chooses; the retriever keeps the fusion,
+follow-ups and language weighting and never knows which one serves it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from chatbot.chunking import Chunk
+    from chatbot.embedding import Embedder
+    from chatbot.index import BuildReport, Progress
+    from chatbot.settings import Settings
+
+Ranking = list[tuple[int, float]]  # (chunk row, score), best first
+
+
+class SearchBackend(Protocol):
+    """A loaded, verified index. Rows are positions in ``chunks``."""
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The build's facts: embedder, settings, analyzer, the articles with their hashes."""
+        ...
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]: ...
+
+    @property
+    def sentence_offsets(self) -> np.ndarray:
+        """Row of the first sentence vector of each chunk, and one past the last chunk's."""
+        ...
+
+    def keyword(self, text: str, depth: int) -> Ranking:
+        """French BM25: the ``depth`` best rows sharing a term with ``text``, best first."""
+        ...
+
+    def nearest(self, query: np.ndarray, depth: int) -> Ranking:
+        """The ``depth`` rows of highest inner product with ``query`` (shape 1 x dim)."""
+        ...
+
+    def chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored (L2-normalised) vectors of ``rows``, in that order (shape len x dim)."""
+        ...
+
+    def chunk_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The inner product of ``query`` (shape dim) with each of ``rows``' vectors."""
+        ...
+
+    def sentence_rows(self, row: int) -> np.ndarray:
+        """The sentence vectors of chunk ``row``, in :func:`chatbot.chunking.sentence_spans`
+        order (none when the index was built without sentence vectors)."""
+        ...
+
+    def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """For each of ``rows``, the best inner product between ``query`` (shape dim) and one
+        of its sentence vectors; -1 for a chunk without any."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (Milvus Lite lets one process at a time open its file)."""
+        ...
+
+
+def load_backend(settings: Settings) -> SearchBackend:
+    """The index ``settings.backend`` names, loaded and checked against the settings.
+
+    Raises:
+        IndexStateError: no index, an unusable one, one built with other settings, or (Milvus)
+            an engine that cannot be reached.
+    """
+    if settings.backend == "milvus":
+        from chatbot.milvus_backend import load_milvus
+
+        return load_milvus(settings)
+    from chatbot.index import load_index
+
+    return load_index(settings)
+
+
+def build_index(
+    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: Progress | None = None
+) -> BuildReport:
+    """Bring the index of ``settings.backend`` up to date with the corpus (incrementally).
+
+    Raises:
+        CorpusError: the corpus folder is missing or holds no readable article.
+        IndexStateError: another indexer is writing, or (Milvus) the engine cannot be used.
+    """
+    if settings.backend == "milvus":
+        from chatbot.milvus_backend import build_milvus
+
+        return build_milvus(settings, embedder, rebuild=rebuild, progress=progress)
+    from chatbot import index
+
+    return index.build_index(settings, embedder, rebuild=rebuild, progress=progress)
+
+
+def index_is_stale(settings: Settings) -> bool:
+    """True when the index is missing, unusable, or does not match the corpus any more."""
+    if settings.backend == "milvus":
+        from chatbot.milvus_backend import milvus_is_stale
+
+        return milvus_is_stale(settings)
+    from chatbot import index
+
+    return index.index_is_stale(settings)
+
+
+def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Rows of the ``depth`` best scores, best first, ties in row order: the same as a full
+    stable sort, in linear time (a full sort of 1.1M BM25 scores took 48 ms, this 3 ms)."""
+    if len(scores) > depth:
+        kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(len(scores))
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:depth]
+
+
+def best_sentence_scores(vectors_of: list[np.ndarray], query: np.ndarray) -> np.ndarray:
+    """The best inner product of ``query`` with each group of sentence vectors (-1 if empty)."""
+    return np.array([float(np.max(v @ query)) if len(v) else -1.0 for v in vectors_of], dtype=np.float32)
