@@ -176,10 +176,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     Example: chatbot import wordpress-export.xml --corpus corpus/ && chatbot index
              chatbot import saved-pages/ --json
     """
+    from tqdm import tqdm
+
     from chatbot.importer import import_posts
 
     settings = _settings(args)
-    summary = import_posts(args.sources, settings.corpus_dir, delete_removed=args.delete_removed)
+    with tqdm(desc="Reading posts", unit="post", total=0, disable=args.json, file=sys.stderr) as bar:
+
+        def progress(done: int, known: int) -> None:
+            bar.total = known
+            bar.update(done - bar.n)
+
+        summary = import_posts(args.sources, settings.corpus_dir, delete_removed=args.delete_removed, progress=progress)
     for problem in summary.unreadable:
         print(f"error {problem}", file=sys.stderr)
     for problem in summary.problems:

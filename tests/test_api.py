@@ -256,6 +256,15 @@ def test_a_system_message_never_changes_the_answer_or_its_checks(client: openai.
     assert _chatbot(forced)["citations"] == _chatbot(plain)["citations"]
 
 
+def test_sources_false_leaves_the_list_out_of_the_text_but_not_the_citations(client: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": HONG_KONG}]
+    whole = client.chat.completions.create(model="extractive", messages=messages)
+    bare = client.chat.completions.create(model="extractive", messages=messages, extra_body={"sources": False})
+    text, bare_text = whole.choices[0].message.content or "", bare.choices[0].message.content or ""
+    assert "Sources :" in text and "Sources" not in bare_text and text.startswith(bare_text)
+    assert _chatbot(bare)["citations"] == _chatbot(whole)["citations"] and _chatbot(bare)["citations"]
+
+
 def _post(served: Served, body: Any, key: str = KEY, raw: bytes | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     data = raw if raw is not None else json.dumps(body).encode()

@@ -446,3 +446,13 @@ def test_a_page_in_the_charset_it_declares_is_read_and_an_undecodable_one_is_nam
     assert article.text.splitlines() == PAGE
     (problem,) = summary.unreadable
     assert problem.source == broken and "not UTF-8" in problem.message
+
+
+def test_progress_is_told_of_every_item_read_of_every_source(tmp_path: Path, export: Path, pages: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    import_posts([export, pages], tmp_path / "corpus", progress=lambda done, known: seen.append((done, known)))
+    items = export.read_text(encoding="utf-8").count("<item>")
+    total = items + len(list(pages.glob("*.htm*")))
+    assert items >= 6 and seen[-1] == (total, total)  # every export item and every page, once
+    assert all(done <= known for done, known in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
