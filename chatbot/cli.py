@@ -286,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question with sentences quoted from the articles and their sources.
 
-    Example: chatbot ask "Quel est le plafond d'imposition à Hong Kong ?" --json
+    Example: chatbot ask "Quel est le plafond de l'imposition sur les profits à Hong Kong ?" --json
     """
     from chatbot.answer import answer
     from chatbot.retrieval import Retriever
