@@ -210,6 +210,27 @@ def test_who_about_a_named_thing_needs_a_person_named_near_it(named: Retriever) 
     assert not founded.abstained and "Ma Huateng" in founded.citations[0].quote
 
 
+def test_an_interview_answer_keeps_the_people_its_question_names(tmp_path: Path) -> None:
+    """The question of an interview («…, vous avez fondé Lumio ?») is quoted with its answer;
+    the person it names counts for «Qui a fondé Lumio ?»."""
+    corpus = tmp_path / "interview"
+    corpus.mkdir()
+    (corpus / "entretien.md").write_text(
+        "# Entretien\n\nClaire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?\n"
+        "J’ai voulu que les femmes du numérique se rencontrent enfin dans notre région.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "interview-index", model="fake")
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    assert retriever.entities() is not None and ("Claire Dubois", "PER") in retriever.entities().of(  # type: ignore[union-attr]
+        "Claire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?"
+    )
+    founded = answer(retriever, "Qui a fondé Lumio ?", settings=OPEN)
+    assert not founded.abstained, founded.reason
+    assert founded.citations[0].quote.startswith("Claire Dubois, vous avez fondé")
+
+
 def test_a_count_about_a_named_thing_must_count_the_asked_thing(named: Retriever) -> None:
     other = answer(named, "Combien de magasins compte Huawei ?", settings=OPEN)
     assert other.abstained and other.reason == "no sentence about huawei counts magasin"

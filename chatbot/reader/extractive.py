@@ -178,7 +178,7 @@ def read_passages(
     written = retriever.generated_questions() if settings.enrichment_weight else None
     asked_by: dict[tuple[str, int, int], float] = {}
 
-    def add(sentence: Sentence, cos: float, ranking_cos: float, context: str, own: str) -> None:
+    def add(sentence: Sentence, cos: float, ranking_cos: float, context: str, own: str, asking: str = "") -> None:
         words = frozenset(analysis.analyze(sentence.text))
         score = ranking_cos + settings.lexical_weight * _share(terms, words) + settings.rank_weight / sentence.hit.rank
         generated = written.of(sentence.hit.chunk.article_id, own) if written is not None else ()
@@ -187,7 +187,13 @@ def read_passages(
             # which of the quoted sentences comes first (not which are quoted, nor declines).
             asked_by[_span(sentence)] = settings.enrichment_weight * max(0.0, float((generated @ q_vec).max()) - cos)
         folded = context if sentence.joined else fold(sentence.text)
-        named = entities.of(sentence.text) if entities is not None else ()
+        # An interview answer joined to its question: the entities of both sentences (the
+        # labels are kept per sentence of the index, so the joined text has none of its own).
+        named = (
+            (*entities.of(asking), *entities.of(own))
+            if entities is not None and asking
+            else (entities.of(sentence.text) if entities is not None else ())
+        )
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))
 
     for hit in hits:
@@ -209,7 +215,10 @@ def read_passages(
                 joined = replace(
                     sentence, start=before.start, text=hit.chunk.text[before.start : sentence.end], joined=True
                 )
-                add(joined, max(cos, asked_cos), max(cos, settings.question_carry * asked_cos), context, sentence.text)
+                add(
+                    joined, max(cos, asked_cos), max(cos, settings.question_carry * asked_cos), context,
+                    sentence.text, before.text,
+                )  # fmt: skip
     words = fold(" ".join(question.split()))
     literal = tuple(asked.keyword and mentions(words, c.folded) >= 1.0 for c in candidates)
     passages = {h.chunk.id: fold(h.chunk.text) for h in hits}
