@@ -31,7 +31,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from chatbot.errors import ChatbotError, UsageError
+from chatbot.errors import AlreadyVotedError, RateLimitedError, UsageError
 
 # Defaults for a public blog: a reader asks a question every 10-20 s at most; a flood is cut
 # after a few seconds and can never take more than 100 answers an hour.
@@ -40,19 +40,6 @@ FEEDBACK_LIMIT = "10/minute;100/day"
 FEEDBACK_MAX_BYTES = 20_000_000
 MAX_BODY_BYTES = 1_000_000
 VOTES_REMEMBERED = 100_000
-
-
-class RateLimitedError(ChatbotError):
-    """A client asked more than its limit allows; ``retry_after`` seconds until it may again."""
-
-    def __init__(self, what: str, retry_after: int) -> None:
-        super().__init__(f"Too many {what}: try again in {retry_after} s.")
-        self.what = what
-        self.retry_after = retry_after
-
-
-class AlreadyVotedError(ChatbotError):
-    """This client already voted (or commented) on this answer."""
 
 
 def read_list(value: str | None, what: str) -> tuple[str, ...]:

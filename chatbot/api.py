@@ -24,10 +24,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from chatbot.access import AlreadyVotedError, Guard, RateLimitedError, client_id
+from chatbot.access import Guard, client_id
 from chatbot.answer import Answer, Citation, Progress, Sentence
 from chatbot.app import ChatService
-from chatbot.errors import ChatbotError, QuestionError
+from chatbot.errors import AlreadyVotedError, ChatbotError, QuestionError, RateLimitedError
 from chatbot.links import text_fragment_url
 from chatbot.reader import ModelReader
 from chatbot.retrieval import clean_question

@@ -23,13 +23,14 @@ from typing import Any
 
 import gradio as gr
 
-from chatbot.access import AlreadyVotedError, Guard, RateLimitedError, client_id
+from chatbot.access import Guard, client_id
 from chatbot.analysis import detect_language
 from chatbot.answer import Answer, Progress, Sentence, answer
 from chatbot.chunking import Chunk
 from chatbot.conversation import Turn, asked_before, exchanges
 from chatbot.corpus import load_corpus
 from chatbot.errors import (
+    AlreadyVotedError,
     BackendError,
     ChatbotError,
     CorpusError,
@@ -37,6 +38,7 @@ from chatbot.errors import (
     IndexStateError,
     ModelError,
     QuestionTooLongError,
+    RateLimitedError,
 )
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.index import article_text_from_chunks

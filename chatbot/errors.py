@@ -86,3 +86,16 @@ class BackendError(IndexStateError):
     """The search engine behind ``--backend milvus`` cannot be used: its client is not
     installed, the URI or token is wrong, the server is down or refuses a request; the message
     names the fix."""
+
+
+class RateLimitedError(ChatbotError):
+    """A client asked more than its limit allows; ``retry_after`` seconds until it may again."""
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        super().__init__(f"Too many {what}: try again in {retry_after} s.")
+        self.what = what
+        self.retry_after = retry_after
+
+
+class AlreadyVotedError(ChatbotError):
+    """This client already voted (or commented) on this answer."""

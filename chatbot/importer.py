@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -171,6 +172,18 @@ class _Read:
     def expect(self, items: int) -> None:
         self.known += items
         self._report()
+
+    def text_of(self, path: Path, label: str, extract: Callable[[], str], empty: str) -> str:
+        """The text ``extract`` gives for the post ``label``; "" (and the post's problem noted)
+        when its HTML cannot be read or holds no text."""
+        try:
+            text = extract()
+        except ValueError as exc:
+            self.problems.append(ImportProblem(path, label, f"its HTML cannot be read ({exc}); not imported"))
+            return ""
+        if not text:
+            self.problems.append(ImportProblem(path, label, f"{empty}; not imported"))
+        return text
 
     def step(self) -> None:
         self.done += 1
@@ -362,13 +375,9 @@ def _read_wxr(path: Path, read: _Read) -> None:
         label = f"post {post_id or n}" + (
             f" «{raw_title.strip()}»" if raw_title.strip() else f" ({slug})" if slug else ""
         )
-        try:
-            text = html_to_text(_child(item, _CONTENT, "encoded"))
-        except ValueError as exc:
-            read.problems.append(ImportProblem(path, label, f"its HTML cannot be read ({exc}); not imported"))
-            continue
+        body = partial(html_to_text, _child(item, _CONTENT, "encoded"))
+        text = read.text_of(path, label, body, "no text in the post")
         if not text:
-            read.problems.append(ImportProblem(path, label, "no text in the post; not imported"))
             continue
         link = _child(item, "", "link")
         source_id = _child(item, "", "guid") or (f"{blog.rstrip('/')}/?p={post_id}" if post_id else link)
@@ -428,13 +437,8 @@ def _read_page(path: Path, read: _Read) -> None:
         iter(tree.xpath("//link[@rel='canonical']/@href")), ""
     )
     title = _plain(meta.title) if meta is not None and meta.title else ""
-    try:
-        text = _extract(tree, title)
-    except ValueError as exc:
-        read.problems.append(ImportProblem(path, label, f"its HTML cannot be read ({exc}); not imported"))
-        return
+    text = read.text_of(path, label, partial(_extract, tree, title), "no article text found in the page")
     if not text:
-        read.problems.append(ImportProblem(path, label, "no article text found in the page; not imported"))
         return
     if not title:
         title = _title_from(url or path.stem)

@@ -277,7 +277,8 @@ class MilvusIndex:
         """Inner products computed by Milvus (a search restricted to ``rows``): measured on
         Milvus Lite, fetching 100 vectors costs about twice as much as this."""
         ids = [int(r) for r in rows]
-        scores = self._scores(self.names.chunks, "dense", "row", ids, len(ids), query)
+        found = self._among(self.names.chunks, "dense", "row", ids, len(ids), query, self._dense_params(len(ids)))
+        scores = {int(hit["id"]): float(hit["distance"]) for hit in found}
         missing = [i for i in ids if i not in scores]  # an approximate (HNSW) search may skip some
         if missing:
             scores |= dict(zip(missing, (self.chunk_vectors(np.array(missing)) @ query).tolist(), strict=True))
@@ -295,30 +296,26 @@ class MilvusIndex:
         ids = [int(r) for r in rows]
         total = int(sum(self.sentence_offsets[r + 1] - self.sentence_offsets[r] for r in ids))
         best: dict[int, float] = {}
-        if total:
-            client = self._conn.client
-            found = self._conn.call(
-                "score the sentences",
-                lambda: client.search(
-                    self.names.sentences,
-                    data=[np.asarray(query, dtype=np.float32).tolist()],
-                    anns_field="vector",
-                    filter=f"chunk_row in {ids}",
-                    limit=total,
-                    search_params={"metric_type": "IP"},
-                    output_fields=["chunk_row"],
-                ),
-            )
-            for hit in found[0]:
-                row = int(hit["entity"]["chunk_row"])
-                best[row] = max(best.get(row, -1.0), float(hit["distance"]))
+        found = self._among(self.names.sentences, "vector", "chunk_row", ids, total, query, {"metric_type": "IP"})
+        for hit in found:
+            row = int(hit["entity"]["chunk_row"])
+            best[row] = max(best.get(row, -1.0), float(hit["distance"]))
         return np.array([best.get(i, -1.0) for i in ids], dtype=np.float32)
 
-    def _scores(
-        self, collection: str, field: str, key: str, ids: list[int], limit: int, query: np.ndarray
-    ) -> dict[int, float]:
-        if not ids:
-            return {}
+    def _among(
+        self,
+        collection: str,
+        field: str,
+        key: str,
+        ids: list[int],
+        limit: int,
+        query: np.ndarray,
+        params: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """The hits of a search of ``query`` restricted to the rows whose ``key`` is in ``ids``
+        (scored by Milvus rather than fetching their vectors), with ``key`` among their fields."""
+        if not ids or not limit:
+            return []
         client = self._conn.client
         found = self._conn.call(
             "score the candidates",
@@ -328,10 +325,11 @@ class MilvusIndex:
                 anns_field=field,
                 filter=f"{key} in {ids}",
                 limit=limit,
-                search_params=self._dense_params(limit),
+                search_params=params,
+                output_fields=[key],
             ),
         )
-        return {int(hit["id"]): float(hit["distance"]) for hit in found[0]}
+        return list(found[0])
 
     def _dense_params(self, depth: int) -> dict[str, Any]:
         params: dict[str, Any] = {"metric_type": "IP"}

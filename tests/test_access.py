@@ -8,15 +8,13 @@ import pytest
 
 from chatbot.access import (
     Access,
-    AlreadyVotedError,
     Guard,
-    RateLimitedError,
     client_id,
     frame_ancestors,
     read_list,
     read_logins,
 )
-from chatbot.errors import FeedbackFullError, UsageError
+from chatbot.errors import AlreadyVotedError, FeedbackFullError, RateLimitedError, UsageError
 from chatbot.feedback import Feedback, FeedbackLog
 
 

@@ -187,13 +187,9 @@ def read_passages(
             # which of the quoted sentences comes first (not which are quoted, nor declines).
             asked_by[_span(sentence)] = settings.enrichment_weight * max(0.0, float((generated @ q_vec).max()) - cos)
         folded = context if sentence.joined else fold(sentence.text)
-        # An interview answer joined to its question: the entities of both sentences (the
-        # labels are kept per sentence of the index, so the joined text has none of its own).
-        named = (
-            (*entities.of(asking), *entities.of(own))
-            if entities is not None and asking
-            else (entities.of(sentence.text) if entities is not None else ())
-        )
+        # Labels are kept per sentence of the index: an interview answer joined to its question
+        # takes those of both sentences (``own`` is the sentence itself when it stands alone).
+        named = tuple(e for text in (asking, own) if text for e in entities.of(text)) if entities is not None else ()
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))
 
     for hit in hits:
