@@ -67,6 +67,24 @@ _QUESTION_START = re.compile(
     r"^(?:qu|quel|quelle|quels|quelles|que|qui|quoi|quand|comment|combien|pourquoi|ou|est-ce|et|"
     r"what|which|who|whom|when|where|why|how|is|are|do|does|did|can|could|should|will|would|has|have)\b"
 )
+# A question that asks for a thing («Quelle entreprise chinoise frôle la place d'Apple ?»,
+# «Which carmaker…?»): a follow-up's pronoun then points at its answer, not at its names.
+_ASKS_FOR_A_THING = re.compile(
+    r"^(?:et )?(?:quel(?:le)?s?|which|what) (?!(?:est|sont|etait|etaient|sera|a|ont|is|are|was|were|do|does|did"
+    r"|part|proportion|pourcentage|taux|nombre|montant|chiffre|prix|cout|rang|age|annee|date|duree|population"
+    r"|croissance|plafond|share|percentage|rate|number|year|price|amount)\b)[a-z]"
+)
+# A follow-up that points back at the earlier subject: «Qui l'a cofondé ?», «Qui en est à
+# l'origine ?», «Combien de personnes y travaillent ?», «When was it founded?» (not «Et en
+# Finlande ?», where «en» introduces a new place).
+_REFERS_BACK = re.compile(
+    r"\bl'(?:a|ont|avait|est|etait|sont)\b|\bles (?=[a-z]+(?:ent|ez|ons)\b)"
+    r"|\b(?:lui|leurs?|il|elle|ils|elles|celui|celle|ceux|celles|cela|ca|lequel|laquelle|lesquels|lesquelles"
+    r"|cette|ces|son|sa|ses)\b"
+    r"|\b(?:it|its|he|she|they|them|their|his|her|this|that|these|those)\b"
+)
+# «en» and «y» before a verb (lowercase, not an article): «Qui en est à l'origine ?».
+_EN_Y_BACK = re.compile(r"\b(?:en|y) (?!(?:le|la|les|l|un|une|des|du)\b)[a-zàâçéèêëîïôûùüÿœ]")
 # Words that join the parts of a name: «Yvon le Renard», «Michel et Augustin».
 _NAME_JOINERS = {"le", "la", "de", "du", "des", "et", "of", "the", "d", "l"}
 _NAME_WORD = re.compile(r"[#@]?[\w][\w'’.\-]*")
@@ -126,7 +144,7 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
         before = analyze_question(previous)
         if asked == "other":
             asked = before.asked
-        if not focus:
+        if not focus and not _ASKS_FOR_A_THING.match(fold(" ".join(previous.split()))):
             focus = before.focus
     names = {term for name in focus for term in analysis.analyze(name)}
     predicate = frozenset(analysis.analyze(text)) - names
@@ -137,6 +155,13 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
         else frozenset()
     )
     return QuestionAnalysis(asked=asked, focus=focus, predicate=predicate, keyword=keyword, counted=counted)
+
+
+def refers_back(question: str) -> bool:
+    """The question points back at the earlier subject with a pronoun («Qui l'a cofondé ?»,
+    «Qui en est à l'origine ?», «When was it founded?»)."""
+    text = " ".join(question.replace("’", "'").split())
+    return bool(_REFERS_BACK.search(fold(text)) or _EN_Y_BACK.search(text))
 
 
 def _is_keyword(text: str, folded: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from chatbot import analysis
 from chatbot.answer import AnswerSettings, answer
 from chatbot.index import build_index
-from chatbot.question import analyze_question, holds, mentions
+from chatbot.question import analyze_question, holds, mentions, refers_back
 from chatbot.reader import ExtractiveReader, make_reader
 from chatbot.reader.extractive import FEATURES, ReaderModel, default_model
 from chatbot.retrieval import Retriever
@@ -53,6 +53,37 @@ def test_a_short_follow_up_takes_the_asked_kind_and_subject_of_the_previous_ques
     assert analysis.focus == ("finlande",)
     inherited = analyze_question("Et combien de salariés ?", ["Qui a fondé Omate ?"])
     assert inherited.focus == ("omate",)
+
+
+def test_a_follow_up_about_the_answer_of_a_question_asking_for_a_thing_does_not_take_its_names() -> None:
+    # «elle» is the company asked for (Huawei), not Apple, which the earlier question names.
+    about_the_answer = analyze_question(
+        "En quelle année a-t-elle été créée ?", ["Quelle entreprise frôle la place d'Apple ?"]
+    )
+    assert about_the_answer.asked == "date"
+    assert about_the_answer.focus == ()
+    # «Quel est…» and «Quelle part…» ask for a value of the named thing: the follow-up is about it.
+    assert analyze_question("Et en 2016 ?", ["Quel est le chiffre d'affaires d'Omate ?"]).focus == ("omate",)
+    assert analyze_question("Et son évolution ?", ["Quelle part des PME a un site web ?"]).focus == ("pme",)
+
+
+@pytest.mark.parametrize(
+    ("question", "back"),
+    [
+        ("Qui l'a cofondé ?", True),
+        ("Qui en est à l'origine ?", True),
+        ("Combien de personnes y travaillent ?", True),
+        ("Et lesquelles restent d'actualité ?", True),
+        ("Quel est le risque pour ceux qui les copient ?", True),
+        ("When was it founded?", True),
+        ("Et en Finlande ?", False),
+        ("Et en 2016 ?", False),
+        ("Et la TVA ?", False),
+        ("Et à l'étranger ?", False),
+    ],
+)
+def test_a_pronoun_points_back_at_the_earlier_subject_and_a_new_place_does_not(question: str, back: bool) -> None:
+    assert refers_back(question) is back
 
 
 def test_sentence_shapes_of_the_asked_facts() -> None:
@@ -157,6 +188,9 @@ def test_a_follow_up_none_of_whose_words_the_passages_hold_is_declined(retriever
     # A follow-up whose word starts a word of the passages («profit» / «profits») is read.
     kept = answer(retriever, "Et les profits ?", earlier, settings=OPEN)
     assert not kept.abstained
+    # So is one that points back at the earlier subject in other words than the passages'.
+    pointing = answer(retriever, "Et qui l'a décidé ?", earlier, settings=OPEN)
+    assert "follow-up" not in pointing.reason
 
 
 def test_cli_refuses_the_server_reader_without_a_server(

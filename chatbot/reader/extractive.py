@@ -23,7 +23,7 @@ import numpy as np
 from chatbot import analysis
 from chatbot.conversation import follow_up_context, previous_question
 from chatbot.entities import ANSWERS
-from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, refers_back
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
     NOT_FOUND,
@@ -225,7 +225,13 @@ def read_passages(
         asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, everywhere) > 0))
     read = " ".join(passages[key] for key in dict.fromkeys(c.sentence.hit.chunk.id for c in candidates))
     features = question_features(asked, lang, candidates, read, support, literal)
-    stray = bool(follow_up_context(question, history)) and not _holds_any_stem(question, passages.values())
+    # A pronoun («Qui l'a cofondé ?», «When was it founded?») asks about the earlier subject,
+    # in words the passages need not share.
+    stray = (
+        bool(follow_up_context(question, history))
+        and not refers_back(question)
+        and not _holds_any_stem(question, passages.values())
+    )
     missing = entities is not None and not any(_names_the_asked(asked, c) for c in candidates)
     if lang == "fr" and asked.counted and asked.focus:
         # «Combien d'employés compte Huawei ?»: a number in a passage about Huawei that counts
