@@ -8,6 +8,7 @@ follow-ups and language weighting and never knows which one serves it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -56,6 +57,10 @@ class SearchBackend(Protocol):
     def sentence_rows(self, row: int) -> np.ndarray:
         """The sentence vectors of chunk ``row``, in :func:`chatbot.chunking.sentence_spans`
         order (none when the index was built without sentence vectors)."""
+        ...
+
+    def sentence_rows_of(self, rows: Sequence[int]) -> list[np.ndarray]:
+        """:meth:`sentence_rows` of each of ``rows``, read at once (one round trip to a server)."""
         ...
 
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -107,6 +107,9 @@ class LoadedIndex:
         when the index was built without sentence vectors)."""
         return self.sentence_vectors[self.sentence_offsets[row] : self.sentence_offsets[row + 1]]
 
+    def sentence_rows_of(self, rows: Sequence[int]) -> list[np.ndarray]:
+        return [self.sentence_rows(int(row)) for row in rows]
+
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """For each chunk of ``rows``, the best inner product between ``query`` (shape dim) and
         one of its sentence vectors; -1 (no match) for a chunk without any."""

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -287,6 +287,10 @@ class MilvusIndex:
     def sentence_rows(self, row: int) -> np.ndarray:
         """The sentence vectors of chunk ``row``, fetched by their primary keys."""
         return self._sentences([row])[0]
+
+    def sentence_rows_of(self, rows: Sequence[int]) -> list[np.ndarray]:
+        """The sentence vectors of each of ``rows``, in one read."""
+        return self._sentences([int(row) for row in rows])
 
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """For each of ``rows``, the best cosine of one of its sentences (-1 without any):

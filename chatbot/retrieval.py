@@ -7,7 +7,7 @@ import logging
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -177,10 +177,21 @@ class Retriever:
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
         """The vectors of the chunk's sentences (rows in :func:`sentence_spans` order): stored in
         the index, or embedded now when it was built without them."""
+        return self.sentence_vectors_of([chunk])[0]
+
+    def sentence_vectors_of(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
+        """:meth:`sentence_vectors` of each of ``chunks``, read from the index at once (one
+        round trip to a Milvus server for an answer's passages, not one a passage)."""
         if self.settings.sentence_vectors:
-            return self.index.sentence_rows(self._rows[chunk.id])
-        vectors = np.asarray(self.embedder.encode_documents(chunk.sentences()), dtype=np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return self.index.sentence_rows_of([self._rows[chunk.id] for chunk in chunks])
+        if not chunks:
+            return []
+        sentences = [chunk.sentences() for chunk in chunks]
+        texts = [text for group in sentences for text in group]
+        vectors = np.asarray(self.embedder.encode_documents(texts), dtype=np.float32).reshape(len(texts), -1)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        ends = np.cumsum([len(group) for group in sentences])
+        return list(np.split(vectors, ends[:-1]))
 
     def entities(self) -> SentenceEntities | None:
         """The named entities of the index's sentences (spaCy, cached beside the index; tagged

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from chatbot.analysis import detect_language
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
 from chatbot.app import text_of
@@ -44,6 +46,28 @@ def test_answers_score_stored_sentence_vectors_without_embedding_any_passage(ret
     result = answer(retriever, "Que consacre Shenzhen à la recherche ?", settings=OPEN)
     assert "4,3% de son PIB" in result.text
     assert embedder.documents == before
+
+
+def test_the_sentence_vectors_of_several_passages_are_read_at_once_stored_or_embedded(
+    retriever: Retriever, settings: Settings
+) -> None:
+    chunks = list(retriever.chunks[:3])
+    together = retriever.sentence_vectors_of(chunks)
+    assert [v.shape[0] for v in together] == [len(c.sentences()) for c in chunks]
+    for chunk, vectors in zip(chunks, together, strict=True):
+        assert np.array_equal(vectors, retriever.sentence_vectors(chunk))
+    # An index built without sentence vectors: the passages' sentences embedded in one call.
+    bare = settings.with_(index_dir=settings.index_dir.parent / "bare", sentence_vectors=False)
+    build_index(bare, FakeEmbedder())
+    embedded = Retriever(bare, embedder=FakeEmbedder())
+    fake = embedded.embedder
+    assert isinstance(fake, FakeEmbedder)
+    calls, documents = fake.calls, fake.documents
+    again = embedded.sentence_vectors_of(chunks)
+    assert (fake.calls, fake.documents) == (calls + 1, documents + sum(len(c.sentences()) for c in chunks))
+    for stored, computed in zip(together, again, strict=True):
+        assert np.allclose(stored, computed, atol=1e-6)
+    assert embedded.sentence_vectors_of([]) == []
 
 
 def test_every_citation_is_verbatim_and_numbered_from_one(retriever: Retriever) -> None:

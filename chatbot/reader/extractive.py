@@ -192,8 +192,7 @@ def read_passages(
         named = tuple(e for text in (asking, own) if text for e in entities.of(text)) if entities is not None else ()
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))
 
-    for hit in hits:
-        vectors = retriever.sentence_vectors(hit.chunk)
+    for hit, vectors in zip(hits, retriever.sentence_vectors_of([hit.chunk for hit in hits]), strict=True):
         sentences = split_sentences(hit, 1)
         for i, sentence in enumerate(sentences):
             if len(sentence.text) < settings.min_sentence_chars or sentence.text.startswith(("http://", "https://")):
