@@ -68,12 +68,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
     if report.written or args.enrich != "off":
-        from chatbot.backends import load_backend
         from chatbot.entities import SentenceEntities
 
-        index = load_backend(settings)
-        chunks = index.chunks
-        index.close()
+        chunks = report.index_chunks
         enriched = _enrich(settings, args, chunks) if args.enrich != "off" else 0
         SentenceEntities.load(chunks, settings.index_dir)  # tagged now (or read from its cache), not at a question
     else:

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -82,6 +82,9 @@ class BuildReport:
     written: bool
     skipped: tuple[Skipped, ...] = ()
     notices: tuple[Notice, ...] = ()
+    # Every chunk of the index after the build, in row order: what comes next (entity labels,
+    # enrichment) reads them here instead of loading the index again.
+    index_chunks: tuple[Chunk, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def removed_articles(self) -> int:
@@ -194,6 +197,7 @@ class BuildPlan:
             written=written,
             skipped=self.corpus.skipped,
             notices=self.corpus.notices,
+            index_chunks=tuple(self.chunks),
         )
 
     def manifest(self, settings: Settings, embedder_name: str, dim: int) -> dict[str, Any]:

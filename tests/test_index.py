@@ -17,6 +17,10 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     assert (report.articles, report.embedded_articles, report.written) == (3, 3, True)
     index = load_index(settings)
     assert len(index.chunks) == report.chunks == index.vectors.ntotal
+    assert report.index_chunks == index.chunks  # what `chatbot index` labels, without loading the index again
+    # Nothing changed: nothing is written, and the report still holds every chunk.
+    again = build_index(settings, embedder)
+    assert not again.written and again.index_chunks == index.chunks
     manifest = index.manifest
     assert manifest["format_version"] == 3
     assert manifest["embedder"] == {"name": "fake", "dim": 64}

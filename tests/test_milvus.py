@@ -69,16 +69,20 @@ def test_the_french_analysis_really_happens_in_milvus(milvus: Settings) -> None:
 
 def test_milvus_holds_the_same_vectors_and_dense_ranking_as_the_local_index(milvus: Settings) -> None:
     build_index(milvus.with_(backend="local"), FakeEmbedder())
-    build_index(milvus, FakeEmbedder())
+    report = build_index(milvus, FakeEmbedder())
     local = Retriever(milvus.with_(backend="local"), embedder=FakeEmbedder())
     remote = Retriever(milvus, embedder=FakeEmbedder())
     try:
+        assert report.index_chunks == remote.chunks  # `chatbot index` labels these without reading them back
         assert [c.id for c in remote.chunks] == [c.id for c in local.chunks]
         assert remote.chunks == local.chunks  # every field of Chunk, through its JSON
         rows = np.arange(len(local.chunks))
         assert np.allclose(remote.index.chunk_vectors(rows), local.index.chunk_vectors(rows), atol=1e-6)
         for chunk in local.chunks:
             assert np.allclose(remote.sentence_vectors(chunk), local.sentence_vectors(chunk), atol=1e-6)
+        together = remote.sentence_vectors_of(local.chunks)  # one read for every passage
+        for chunk, vectors in zip(local.chunks, together, strict=True):
+            assert np.allclose(vectors, local.sentence_vectors(chunk), atol=1e-6)
         question = "Hong Kong plafonne l'imposition"
         assert [h.chunk.id for h in remote.search(question, mode="dense", k=5)] == [
             h.chunk.id for h in local.search(question, mode="dense", k=5)
