@@ -54,13 +54,10 @@ class SearchBackend(Protocol):
         """The inner product of ``query`` (shape dim) with each of ``rows``' vectors."""
         ...
 
-    def sentence_rows(self, row: int) -> np.ndarray:
-        """The sentence vectors of chunk ``row``, in :func:`chatbot.chunking.sentence_spans`
-        order (none when the index was built without sentence vectors)."""
-        ...
-
     def sentence_rows_of(self, rows: Sequence[int]) -> list[np.ndarray]:
-        """:meth:`sentence_rows` of each of ``rows``, read at once (one round trip to a server)."""
+        """The sentence vectors of each chunk of ``rows``, in :func:`chatbot.chunking.sentence_spans`
+        order (none when the index was built without sentence vectors), read at once (one round
+        trip to a server)."""
         ...
 
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -296,8 +296,9 @@ def embed_plan(
     if previous is not None and plan.reused:
         new_rows = np.fromiter(plan.reused, dtype=np.int64)
         matrix[new_rows] = previous.chunk_vectors(np.fromiter(plan.reused.values(), dtype=np.int64))
-        for row, old in plan.reused.items():
-            sentence_matrix[offsets[row] : offsets[row + 1]] = previous.sentence_rows(old)
+        reused = previous.sentence_rows_of(list(plan.reused.values()))
+        for row, vectors in zip(plan.reused, reused, strict=True):
+            sentence_matrix[offsets[row] : offsets[row + 1]] = vectors
     return matrix, sentence_matrix
 
 

@@ -284,12 +284,8 @@ class MilvusIndex:
             scores |= dict(zip(missing, (self.chunk_vectors(np.array(missing)) @ query).tolist(), strict=True))
         return np.array([scores[i] for i in ids], dtype=np.float32)
 
-    def sentence_rows(self, row: int) -> np.ndarray:
-        """The sentence vectors of chunk ``row``, fetched by their primary keys."""
-        return self._sentences([row])[0]
-
     def sentence_rows_of(self, rows: Sequence[int]) -> list[np.ndarray]:
-        """The sentence vectors of each of ``rows``, in one read."""
+        """The sentence vectors of each of ``rows``, fetched by their primary keys in one read."""
         return self._sentences([int(row) for row in rows])
 
     def best_sentence_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -174,14 +174,10 @@ class Retriever:
                 self._vectors.popitem(last=False)
         return vector
 
-    def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
-        """The vectors of the chunk's sentences (rows in :func:`sentence_spans` order): stored in
-        the index, or embedded now when it was built without them."""
-        return self.sentence_vectors_of([chunk])[0]
-
     def sentence_vectors_of(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
-        """:meth:`sentence_vectors` of each of ``chunks``, read from the index at once (one
-        round trip to a Milvus server for an answer's passages, not one a passage)."""
+        """The vectors of each chunk's sentences (rows in :func:`sentence_spans` order): stored in
+        the index and read at once (one round trip to a Milvus server for an answer's passages,
+        not one a passage), or embedded now, in one call, when it was built without them."""
         if self.settings.sentence_vectors:
             return self.index.sentence_rows_of([self._rows[chunk.id] for chunk in chunks])
         if not chunks:

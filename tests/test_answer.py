@@ -55,7 +55,7 @@ def test_the_sentence_vectors_of_several_passages_are_read_at_once_stored_or_emb
     together = retriever.sentence_vectors_of(chunks)
     assert [v.shape[0] for v in together] == [len(c.sentences()) for c in chunks]
     for chunk, vectors in zip(chunks, together, strict=True):
-        assert np.array_equal(vectors, retriever.sentence_vectors(chunk))
+        assert np.array_equal(vectors, retriever.sentence_vectors_of([chunk])[0])
     # An index built without sentence vectors: the passages' sentences embedded in one call.
     bare = settings.with_(index_dir=settings.index_dir.parent / "bare", sentence_vectors=False)
     build_index(bare, FakeEmbedder())

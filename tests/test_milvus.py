@@ -79,10 +79,10 @@ def test_milvus_holds_the_same_vectors_and_dense_ranking_as_the_local_index(milv
         rows = np.arange(len(local.chunks))
         assert np.allclose(remote.index.chunk_vectors(rows), local.index.chunk_vectors(rows), atol=1e-6)
         for chunk in local.chunks:
-            assert np.allclose(remote.sentence_vectors(chunk), local.sentence_vectors(chunk), atol=1e-6)
+            assert np.allclose(remote.sentence_vectors_of([chunk])[0], local.sentence_vectors_of([chunk])[0], atol=1e-6)
         together = remote.sentence_vectors_of(local.chunks)  # one read for every passage
         for chunk, vectors in zip(local.chunks, together, strict=True):
-            assert np.allclose(vectors, local.sentence_vectors(chunk), atol=1e-6)
+            assert np.allclose(vectors, local.sentence_vectors_of([chunk])[0], atol=1e-6)
         question = "Hong Kong plafonne l'imposition"
         assert [h.chunk.id for h in remote.search(question, mode="dense", k=5)] == [
             h.chunk.id for h in local.search(question, mode="dense", k=5)
