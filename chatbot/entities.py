@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +31,9 @@ PIPELINE = "fr_core_news_sm"
 ANSWERS = {"person": frozenset({"PER"}), "place": frozenset({"LOC"}), "organisation": frozenset({"ORG", "LOC", "MISC"})}
 
 Labelled = tuple[tuple[str, str], ...]  # (entity text, label)
+# A name starts with a capital or a digit and has two letters or more: the small model also
+# tags lowercase words and elided particles («n’» in «n’en finit plus» as a person).
+_NAME = re.compile(r"^[#@]?[A-ZÀ-ÖØ-Þ0-9].*\w.*\w", re.S)
 
 
 class EntitiesError(ChatbotError):
@@ -66,10 +70,11 @@ def tag(texts: Iterable[str]) -> list[Labelled]:
 
 
 class SentenceEntities:
-    """The entities of every sentence of an index, by sentence text."""
+    """The entities of every sentence of an index, by sentence text; only those that look like
+    names (a capital or a digit first, two letters or more) are kept."""
 
     def __init__(self, labels: dict[str, Labelled]) -> None:
-        self._labels = labels
+        self._labels = {text: tuple(e for e in found if _NAME.match(e[0])) for text, found in labels.items()}
 
     def __len__(self) -> int:
         return len(self._labels)

@@ -87,6 +87,8 @@ _REFERS_BACK = re.compile(
 _EN_Y_BACK = re.compile(r"\b(?:en|y) (?!(?:le|la|les|l|un|une|des|du)\b)[a-zàâçéèêëîïôûùüÿœ]")
 # Words that join the parts of a name: «Yvon le Renard», «Michel et Augustin».
 _NAME_JOINERS = {"le", "la", "de", "du", "des", "et", "of", "the", "d", "l"}
+# Job titles written in capitals are not names: «le CEO de Huawei» is about Huawei.
+_ROLES = {"ceo", "pdg", "dg", "cto", "cfo", "coo", "cmo", "drh", "vp", "md"}
 _NAME_WORD = re.compile(r"[#@]?[\w][\w'’.\-]*")
 _ELIDED = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.I)
 _NUMBER_WORDS = re.compile(
@@ -178,10 +180,14 @@ def named_things(text: str, keyword: bool = False) -> tuple[str, ...]:
     pending: list[str] = []
     for position, match in enumerate(_NAME_WORD.finditer(text)):
         word = _ELIDED.sub("", match.group()).strip("'’.-")
-        is_name = bool(word) and (
-            word[0] in "#@"
-            or (word[0].isupper() and (position > 0 or keyword or any(c.isupper() for c in word[1:])))
-            or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+        is_name = (
+            bool(word)
+            and fold(word) not in _ROLES
+            and (
+                word[0] in "#@"
+                or (word[0].isupper() and (position > 0 or keyword or any(c.isupper() for c in word[1:])))
+                or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+            )
         )
         if is_name:
             current += [*pending, word] if current else [word]

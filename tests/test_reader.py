@@ -31,6 +31,9 @@ from .conftest import OPEN, REPO, FakeEmbedder
         ("Selon Nielsen, quelle part des consommateurs se fie à ses pairs ?", "number", ("nielsen",)),
         ("Quelle est la capitale de l'Australie ?", "other", ("australie",)),
         ("How many Chinese people use the internet?", "number", ("chinese",)),
+        # A job title in capitals is not part of the name: the question is about Huawei.
+        ("Who is the CEO of Huawei?", "person", ("huawei",)),
+        ("Qui est le PDG de Huawei ?", "person", ("huawei",)),
     ],
 )
 def test_questions_are_read_for_the_asked_fact_and_the_named_thing(question: str, asked: str, focus: tuple) -> None:
@@ -263,6 +266,24 @@ def test_an_interview_answer_keeps_the_people_its_question_names(tmp_path: Path)
     founded = answer(retriever, "Qui a fondé Lumio ?", settings=OPEN)
     assert not founded.abstained, founded.reason
     assert founded.citations[0].quote.startswith("Claire Dubois, vous avez fondé")
+
+
+def test_what_the_tagger_marks_in_lowercase_is_not_a_name() -> None:
+    """fr_core_news_sm tags «n’» in «n’en finit plus» as a person: only words that start with a
+    capital or a digit, two letters or more, count as names."""
+    from chatbot.entities import SentenceEntities
+
+    text = "Tencent n’en finit plus de grimper à la Bourse de Hong Kong."
+    tagged = (("Tencent", "LOC"), ("n’", "PER"), ("internet", "MISC"), ("Bourse de Hong Kong", "ORG"))
+    labels = SentenceEntities({text: tagged})
+    assert labels.of(text) == (("Tencent", "LOC"), ("Bourse de Hong Kong", "ORG"))
+
+
+def test_a_question_about_a_year_needs_a_sentence_about_that_year(named: Retriever) -> None:
+    other_year = answer(named, "Combien de smartphones Huawei a-t-il vendus en 2016 ?", settings=OPEN)
+    assert other_year.abstained and other_year.reason == "no sentence about huawei names 2016"
+    same_year = answer(named, "Qui a fondé Tencent en 1998 ?", settings=OPEN)
+    assert not same_year.abstained and "Ma Huateng" in same_year.citations[0].quote
 
 
 def test_a_count_about_a_named_thing_must_count_the_asked_thing(named: Retriever) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from chatbot import analysis
 from chatbot.conversation import follow_up_context, previous_question
 from chatbot.entities import ANSWERS
-from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, refers_back
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, refers_back, years
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
     NOT_FOUND,
@@ -144,6 +144,9 @@ class Reading:
     # that thing names a person / place / organisation other than it; or a count of something
     # («Combien d'employés…») that no sentence about the thing gives.
     names_missing: bool = False
+    # A year the question asks about («… en 2016 ?») that no sentence about its subject names
+    # (in it or just before): a figure for 2015 does not answer it.
+    year_missing: str = ""
     # Sentences closer to a question written for them at index time than to the question
     # itself: the bonus that orders the quotes (chatbot.reader.enrichment).
     asked_by: dict[tuple[str, int, int], float] = field(default_factory=dict, compare=False, repr=False)
@@ -241,9 +244,12 @@ def read_passages(
             if holds(asked.asked, c.sentence.text) and _focus_share(asked.focus, passages[c.sentence.hit.chunk.id]) > 0
         ]  # fmt: skip
         missing = missing or not any(asked.counted & c.words for c in counting)
+    about = [c.context for c in candidates if not asked.focus or _focus_share(asked.focus, c.context) > 0]
+    undated = next((year for year in years(question) if not any(year in years(context) for context in about)), "")
     return Reading(
-        question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing, asked_by
-    )
+        question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing, undated,
+        asked_by,
+    )  # fmt: skip
 
 
 def _names_the_asked(asked: QuestionAnalysis, candidate: Candidate) -> bool:
@@ -376,6 +382,9 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     if reading.names_missing:
         what = f"counts {', '.join(sorted(asked.counted))}" if asked.counted else f"names a {asked.asked}"
         return decline(f"no sentence about {', '.join(asked.focus)} {what}")
+    if reading.year_missing:
+        about = f"about {', '.join(asked.focus)} " if asked.focus else ""
+        return decline(f"no sentence {about}names {reading.year_missing}")
     unanchored = reading.lang == "fr" and not asked.keyword and not reading.feature("focus_predicate_any")
     if unanchored and reading.support < settings.unanchored_support:
         return decline(f"no sentence holds the question's words and no passage is close ({reading.support:.3f})")
