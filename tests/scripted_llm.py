@@ -70,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
             return f"À Hong Kong, l'imposition est plafonnée à 16,5% sur les profits [{fact}]. " + (
                 f"{first.split('.')[0]} [1]." if first else ""
             )
+        if script == "copy":  # the passage's sentence word for word, as a small model often answers
+            copied = next(s for s in re.split(r"(?<=[.!?])\s+", passages.get(fact, "")) if "16,5%" in s)
+            return f"{copied} [{fact}]"
         if script == "unknown":
             return f"L'imposition est plafonnée à 16,5% sur les profits [{fact}]. Les licornes volent [9]."
         if script == "pirate":

@@ -6,7 +6,7 @@ import pytest
 
 from chatbot.answer import Citation
 from chatbot.chunking import Chunk
-from chatbot.reader.check import check_answer, says_not_found
+from chatbot.reader.check import check_answer, copies_its_quotes, says_not_found
 from chatbot.reader.prompt import Excerpt
 from chatbot.retrieval import Hit, Retriever
 
@@ -136,4 +136,42 @@ def test_a_share_does_not_answer_a_count() -> None:
     text, kept, _ = check_answer("79% [1]", excerpt, 0.5, "Combien d'entreprises Hinge a-t-il interrogées ?")
     assert kept == [] and text == ""
     text, kept, _ = check_answer("79% [1]", excerpt, 0.5, "Quelle part des entreprises a gagné en visibilité ?")
+    assert len(kept) == 1
+
+
+def test_an_answer_that_only_copies_its_quotes_is_known() -> None:
+    hits = _one_passage(
+        "L’image de marque se trouve-t-elle rehaussée ? Bien au contraire, et le journaliste le premier d’en "
+        "témoigner. DJI emploie maintenant 8000 personnes dans le monde."
+    )
+    excerpt = [Excerpt.whole(hits[0])]
+    # A whole sentence of the passage, word for word: the quote says it as well.
+    copied, kept, _ = check_answer("Bien au contraire, et le journaliste le premier d'en témoigner [1].", excerpt, 0.5)
+    assert len(kept) == 1 and copies_its_quotes(copied, kept)
+    most, kept, _ = check_answer("DJI emploie maintenant 8000 personnes dans le monde [1].", excerpt, 0.5)
+    assert len(kept) == 1 and copies_its_quotes(most, kept)
+    # A short piece of the quote is an answer; so is a sentence in the model's own words.
+    piece, kept, _ = check_answer("8000 personnes [1].", excerpt, 0.5, "Combien de personnes DJI emploie-t-il ?")
+    assert len(kept) == 1 and not copies_its_quotes(piece, kept)
+    written, kept, _ = check_answer("DJI compte 8000 salariés [1].", excerpt, 0.5)
+    assert len(kept) == 1 and not copies_its_quotes(written, kept)
+    assert not copies_its_quotes(f"{most} {written}", kept)
+
+
+def test_a_claim_without_the_asked_kind_of_fact_is_removed() -> None:
+    hits = _one_passage(
+        "BYD est né en 1995 et fabrique des voitures électriques. Le climat y est humide. "
+        "Les fonds ont levé 230 milliards de dollars."
+    )
+    excerpt = [Excerpt.whole(hits[0])]
+    # Asked a year, the claim gives none: it answers beside the question.
+    text, kept, _ = check_answer("BYD fabrique des voitures électriques [1].", excerpt, 0.5, "Quand BYD est-il né ?")
+    assert kept == [] and text == ""
+    text, kept, _ = check_answer("BYD est né en 1995 [1].", excerpt, 0.5, "Quand BYD est-il né ?")
+    assert len(kept) == 1
+    # A count: the quote (or the claim) must say what is counted, not only hold a number.
+    asked = "Combien de magasins BYD a-t-il ouverts ?"
+    text, kept, _ = check_answer("230 milliards de dollars [1].", excerpt, 0.5, asked)
+    assert kept == [] and text == ""
+    text, kept, _ = check_answer("230 milliards [1].", excerpt, 0.5, "Combien de dollars les fonds ont-ils levés ?")
     assert len(kept) == 1

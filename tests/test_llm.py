@@ -91,6 +91,15 @@ def test_no_citation_injection_or_error_falls_back_to_extractive(
     assert result.citations and all(c.is_valid() for c in result.citations)
 
 
+def test_an_answer_that_only_copies_a_passage_is_served_as_quotes(
+    server: ScriptedServer, retriever: Retriever, config: LLMConfig
+) -> None:
+    server.script = "copy"
+    result = _ask(retriever, config)
+    assert result.mode == "extractive" and "recopier un passage" in result.note
+    assert any("16,5%" in c.quote for c in result.citations)
+
+
 def test_a_slow_server_times_out_without_hanging(
     server: ScriptedServer, retriever: Retriever, config: LLMConfig
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from chatbot import analysis
-from chatbot.question import analyze_question, fold, mentions, named_things, years
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, named_things, years
 from chatbot.reader.prompt import Excerpt
 from chatbot.reader.values import Citation, Sentence, split_sentences
 
@@ -22,6 +22,8 @@ MIN_CREDITED_TERMS = 3
 # Share of the words a claim takes from the question that its quote (with the sentence before
 # it) must hold: what the claim says about the question's subject must be in the evidence.
 ECHO_SHARE = 2 / 3
+# Share of its quote's words from which a word-for-word piece of it counts as a copy.
+COPY_SHARE = 0.8
 # A numbered or bulleted list item's lead («1. », «- »), dropped before checking the claim.
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
 _LATE_MARKERS = re.compile(r"([.!?…]+)((?:\s*\[\d+\])+)")
@@ -38,8 +40,11 @@ def check_answer(
     only to passages that do not hold it, is credited to the first passage that does, if
     any; a question the model writes is left out. A claim's quote is the passage sentence (or
     two in a row) that holds all its numbers and named things and most of its words, at least
-    ``min_overlap``, with the question's subject in it or just before it. A claim no quote
-    supports is removed, never shown marked: a wrong answer carrying an [n] is worse than none.
+    ``min_overlap``, with the question's subject in it or just before it. A claim beside the
+    question is removed too: one without the asked kind of fact (no date for «En quelle année…»,
+    no figure for «Quelle part…») or, for a count, one whose quote does not say what it counts.
+    A claim no quote supports is removed, never shown marked: a wrong answer carrying an [n]
+    is worse than none.
     Returns the cleaned text (markers renumbered in order of first use), one citation per
     (passage, quote), and how many markers were dropped.
     """
@@ -60,13 +65,20 @@ def check_answer(
         claim = _LIST_ITEM.sub("", _MARKER.sub("", sentence)).strip()
         if not claim or claim.endswith("?") or claim.endswith(":"):
             continue  # stray markers; a question (the model echoing it) or a list's lead-in is no answer
-        claimed = Claim(frozenset(analysis.analyze(claim)), named_things(claim), subject)
+        claimed = Claim(
+            frozenset(analysis.analyze(claim)),
+            named_things(claim),
+            subject,
+            read.counted if read and french else frozenset(),
+        )
         if counted and _only_shares(claimed.terms):
             continue  # «Combien d'entreprises…» answered by «79 %»: a share is not a count
         cited = list(dict.fromkeys(int(m) for m in _MARKER.findall(sentence)))
         quotes = {n: _supporting_sentence(claimed, passages[n - 1], min_overlap, asked)
                   for n in cited if 0 < n <= len(passages)}  # fmt: skip
         dropped += sum(quotes.get(n) is None for n in cited)
+        if read and _beside(read, claim):
+            continue  # a claim without the asked kind of fact answers beside the question
         if not any(quotes.values()) and len(claimed.terms) >= MIN_CREDITED_TERMS:
             # Uncited, or cited to a passage that does not hold it: the passage that does, if any.
             found = ((n, _supporting_sentence(claimed, p, min_overlap, asked)) for n, p in enumerate(passages, start=1))
@@ -88,6 +100,37 @@ def check_answer(
     return " ".join(out), citations, dropped
 
 
+def _beside(read: QuestionAnalysis, claim: str) -> bool:
+    """The claim does not give the asked kind of fact: no date for «En quelle année…», no
+    figure for «Quelle part…»."""
+    return read.shaped and not holds(read.asked, claim)
+
+
+def copies_its_quotes(text: str, citations: Sequence[Citation]) -> bool:
+    """Every claim of a checked answer is a sentence of its passage, or most of its quote, word
+    for word: the model wrote nothing the quotes do not show as well, and a copied sentence that
+    does not answer is where a small model's wrong answers come from («Bien au contraire, et le
+    journaliste le premier d'en témoigner» for what a plagiarist risks). A short piece of a quote
+    («84 %», «24 fois plus souvent») is an answer, not a copy."""
+    quotes = [_plain(c.quote) for c in citations]
+    whole = {_plain(s) for c in citations for s in _SENTENCE_END.split(c.text)}
+    claims = [_plain(_MARKER.sub("", claim)) for claim in _SENTENCE_END.split(text.strip())]
+    claims = [claim for claim in claims if claim]
+
+    def copied(claim: str) -> bool:
+        if claim in whole:
+            return True
+        size = len(claim.split())
+        return any(f" {claim} " in f" {quote} " and size >= COPY_SHARE * len(quote.split()) for quote in quotes)
+
+    return bool(claims) and all(copied(claim) for claim in claims)
+
+
+def _plain(text: str) -> str:
+    """Folded words only: how a claim is compared with its quote."""
+    return " ".join(re.findall(r"\w+", fold(text)))
+
+
 def _only_shares(terms: frozenset[str]) -> bool:
     """The claim's only figures are percentages (it gives a share, not a count)."""
     figures = [t for t in terms if any(ch.isdigit() for ch in t)]
@@ -103,6 +146,8 @@ class Claim:
     terms: frozenset[str]
     names: tuple[str, ...] = ()
     subject: tuple[str, ...] = ()
+    # What a count question counts (analysed terms): the claim or its quote must say it.
+    counted: frozenset[str] = frozenset()
 
 
 def _supporting_sentence(
@@ -136,6 +181,10 @@ def _supporting_sentence(
         if candidate <= key:  # the first candidate passes only with min_overlap of the terms
             continue
         before = max((s.start for s in singles if s.end <= sentence.start), default=sentence.start)
+        if claim.counted and not claim.counted & (
+            terms | words | set(analysis.analyze(hit.chunk.text[before : sentence.start]))
+        ):
+            continue  # «230 milliards de dollars» for how many smartphones: it counts something else
         if echoed:
             context = words | set(analysis.analyze(hit.chunk.text[before : sentence.start]))
             if len(echoed & context) < ECHO_SHARE * len(echoed):

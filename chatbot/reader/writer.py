@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from chatbot.errors import ChatbotError, ModelBusyError
 from chatbot.model_queue import Waiting
 from chatbot.question import analyze_question
-from chatbot.reader.check import check_answer, says_not_found
+from chatbot.reader.check import check_answer, copies_its_quotes, says_not_found
 from chatbot.reader.extractive import ExtractiveReader
 from chatbot.reader.prompt import CONTEXTS, SYSTEM_PROMPT, build_messages, excerpts
 from chatbot.reader.values import NOT_FOUND, Answer, Progress
@@ -164,6 +164,11 @@ def generate(
     if not citations:
         yield _fallback(extractive, ("uncited", ""), dropped)
         return
+    if copies_its_quotes(text, citations):
+        # It adds nothing to the quotes, which show it with its context; and a copied sentence
+        # that does not answer reads as a confident wrong answer.
+        yield _fallback(extractive, ("copied", ""), dropped)
+        return
     yield replace(extractive, text=text, citations=tuple(citations), mode="llm", citations_dropped=dropped)
 
 
@@ -175,6 +180,10 @@ WHY = {
     "uncited": {
         "fr": "la réponse du modèle de langue ne citait aucun passage vérifiable",
         "en": "the language model's answer cited no passage that could be checked",
+    },
+    "copied": {
+        "fr": "le modèle de langue n’a fait que recopier un passage",
+        "en": "the language model only copied a passage",
     },
     "busy": {"fr": "le modèle de langue est occupé ({detail})", "en": "the language model is busy ({detail})"},
     "timeout": {
