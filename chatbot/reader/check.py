@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from chatbot import analysis
-from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, named_things, years
+from chatbot.question import analyze_question, fold, holds, mentions, named_things, years
 from chatbot.reader.prompt import Excerpt
 from chatbot.reader.values import Citation, Sentence, split_sentences
 
@@ -77,8 +77,8 @@ def check_answer(
         quotes = {n: _supporting_sentence(claimed, passages[n - 1], min_overlap, asked)
                   for n in cited if 0 < n <= len(passages)}  # fmt: skip
         dropped += sum(quotes.get(n) is None for n in cited)
-        if read and _beside(read, claim):
-            continue  # a claim without the asked kind of fact answers beside the question
+        if read and read.shaped and not holds(read.asked, claim):
+            continue  # no date for «En quelle année…», no figure for «Quelle part…»: beside the question
         if not any(quotes.values()) and len(claimed.terms) >= MIN_CREDITED_TERMS:
             # Uncited, or cited to a passage that does not hold it: the passage that does, if any.
             found = ((n, _supporting_sentence(claimed, p, min_overlap, asked)) for n, p in enumerate(passages, start=1))
@@ -98,12 +98,6 @@ def check_answer(
         body, end = _TRAILING.match(claim).groups()  # type: ignore[union-attr]
         out.append(f"{body}{''.join(f' [{n}]' for n in kept)}{end}")
     return " ".join(out), citations, dropped
-
-
-def _beside(read: QuestionAnalysis, claim: str) -> bool:
-    """The claim does not give the asked kind of fact: no date for «En quelle année…», no
-    figure for «Quelle part…»."""
-    return read.shaped and not holds(read.asked, claim)
 
 
 def copies_its_quotes(text: str, citations: Sequence[Citation]) -> bool:
@@ -181,13 +175,12 @@ def _supporting_sentence(
         if candidate <= key:  # the first candidate passes only with min_overlap of the terms
             continue
         before = max((s.start for s in singles if s.end <= sentence.start), default=sentence.start)
-        if claim.counted and not claim.counted & (
-            terms | words | set(analysis.analyze(hit.chunk.text[before : sentence.start]))
-        ):
-            continue  # «230 milliards de dollars» for how many smartphones: it counts something else
-        if echoed:
+        if claim.counted or echoed:
+            # The quote's words with the sentence before it, where its subject is often named.
             context = words | set(analysis.analyze(hit.chunk.text[before : sentence.start]))
-            if len(echoed & context) < ECHO_SHARE * len(echoed):
+            if claim.counted and not claim.counted & (terms | context):
+                continue  # «230 milliards de dollars» for how many smartphones: it counts something else
+            if echoed and len(echoed & context) < ECHO_SHARE * len(echoed):
                 continue
         if claim.names or claim.subject:
             around = fold(hit.chunk.text[before : sentence.end])

@@ -244,8 +244,12 @@ def read_passages(
             if holds(asked.asked, c.sentence.text) and _focus_share(asked.focus, passages[c.sentence.hit.chunk.id]) > 0
         ]  # fmt: skip
         missing = missing or not any(asked.counted & c.words for c in counting)
-    about = [c.context for c in candidates if not asked.focus or _focus_share(asked.focus, c.context) > 0]
-    undated = next((year for year in years(question) if not any(year in years(context) for context in about)), "")
+    # A year the question asks about must be named by a sentence about its subject (or just before).
+    undated = ""
+    if asked_years := years(question):
+        about = (c.context for c in candidates if not asked.focus or _focus_share(asked.focus, c.context) > 0)
+        dated = {year for context in about for year in years(context)}
+        undated = next((year for year in asked_years if year not in dated), "")
     return Reading(
         question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing, undated,
         asked_by,
