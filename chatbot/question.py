@@ -52,13 +52,13 @@ _ASKED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "person",
-            r"^qui\b|\bqui (?:a|est|sont|dirige|a fonde|se)\b|\bcomment s'appelle\b|\bquel est le nom\b|\bfondateur\b"
-            r"|^who\b|\bwhat is the name\b|\bfounder\b",
+            r"^(?:et )?qui\b|\bqui (?:a|est|sont|dirige|a fonde|se)\b|\bcomment s'appelle\b|\bquel est le nom\b"
+            r"|\bfondateur\b|^(?:and )?who\b|\bwhat is the name\b|\bfounder\b",
         ),
         (
             "place",
-            r"^ou\b|\bd'ou\b|\bdans quel(?:le)? (?:ville|pays|region)\b|\bquel pays\b|\bsiege\b|^where\b"
-            r"|\bin which (?:city|country|region)\b|\bheadquarter",
+            r"^(?:et )?ou\b|\bd'ou\b|\bdans quel(?:le)? (?:ville|pays|region)\b|\bquel pays\b|\bsiege\b"
+            r"|^(?:and )?where\b|\bin which (?:city|country|region)\b|\bheadquarter",
         ),
         ("reason", r"\bpourquoi\b|\bpour quelle raison\b|\bwhy\b"),
     )

@@ -34,6 +34,9 @@ from .conftest import OPEN, REPO, FakeEmbedder
         # A job title in capitals is not part of the name: the question is about Huawei.
         ("Who is the CEO of Huawei?", "person", ("huawei",)),
         ("Qui est le PDG de Huawei ?", "person", ("huawei",)),
+        # «Et qui… ?», «Et où… ?» ask their own kind, not the earlier question's.
+        ("Et qui l'a cofondé ?", "person", ()),
+        ("Et où se trouve-t-il ?", "place", ()),
     ],
 )
 def test_questions_are_read_for_the_asked_fact_and_the_named_thing(question: str, asked: str, focus: tuple) -> None:
@@ -284,6 +287,16 @@ def test_a_question_about_a_year_needs_a_sentence_about_that_year(named: Retriev
     assert other_year.abstained and other_year.reason == "no sentence about huawei names 2016"
     same_year = answer(named, "Qui a fondé Tencent en 1998 ?", settings=OPEN)
     assert not same_year.abstained and "Ma Huateng" in same_year.citations[0].quote
+
+
+def test_an_english_question_whose_names_the_passages_lack_is_not_declined_for_a_missing_name(
+    named: Retriever,
+) -> None:
+    """«French» is a translation, not a name of the passages: no named thing is left to look
+    for a company near, so the who / which-organisation rule has nothing to check."""
+    result = answer(named, "Which company organises innovation contests for French firms?", settings=OPEN)
+    assert result.reason != "no sentence about  names a organisation"
+    assert not result.reason.startswith("no sentence about  ")
 
 
 def test_a_count_about_a_named_thing_must_count_the_asked_thing(named: Retriever) -> None:
