@@ -9,11 +9,13 @@ import pytest
 
 from chatbot import analysis
 from chatbot.answer import AnswerSettings, answer
+from chatbot.chunking import Chunk
 from chatbot.index import build_index
 from chatbot.question import analyze_question, holds, mentions, refers_back
 from chatbot.reader import ExtractiveReader, make_reader
-from chatbot.reader.extractive import FEATURES, ReaderModel, default_model
-from chatbot.retrieval import Retriever
+from chatbot.reader.extractive import FEATURES, ReaderModel, default_model, with_its_thread
+from chatbot.reader.values import Sentence, split_sentences
+from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
 
 from .conftest import OPEN, REPO, FakeEmbedder
@@ -320,3 +322,54 @@ def test_the_reader_package_never_imports_the_answer_entry_point_or_an_interface
                 imported.update(alias.name for alias in node.names)
     assert {"chatbot.reader.values", "chatbot.reader.extractive"} <= imported  # the walk found the imports
     assert not imported & {"chatbot.answer", "chatbot.app", "chatbot.cli", "chatbot.bench"}
+
+
+def _first_sentence_holding(text: str, words: str) -> Sentence:
+    chunk = Chunk("a#0", "a", "A", 0, 0, len(text), text)
+    return next(s for s in split_sentences(Hit(chunk, 1.0, 1), 1) if words in s.text)
+
+
+@pytest.mark.parametrize(
+    ("passage", "quoted", "first"),
+    [
+        # The answer points back: it is quoted with the sentence that says who and what.
+        (
+            "Laurent le Pen a lancé la brosse OClean One cet été. Il en a vendu 50 000 en ligne. Le marché suit.",
+            "Il en a vendu",
+            "Laurent le Pen a lancé la brosse OClean One cet été. Il en a vendu 50 000 en ligne.",
+        ),
+        # The sentence that matched the question is followed by the one that answers it.
+        (
+            "Le journaliste lui tend les clés. Celle-ci rétorque : « je ne sais pas conduire. » Fin.",
+            "Le journaliste",
+            "Le journaliste lui tend les clés. Celle-ci rétorque : « je ne sais pas conduire. »",
+        ),
+        # A colon announces the next sentence (here, a list in lower case).
+        (
+            "Une entreprise lie quatre intervenants :\nles employés, les clients et les actionnaires.",
+            "quatre intervenants",
+            "Une entreprise lie quatre intervenants :\nles employés, les clients et les actionnaires.",
+        ),
+        # An impersonal «Il faut», «Il y a» points at nothing; a question is never pulled in.
+        (
+            "Les marques publient peu. Il faut savoir que 80 % des informations circulent ailleurs.",
+            "Il faut",
+            "Il faut savoir que 80 % des informations circulent ailleurs.",
+        ),
+        ("Quel est le point faible ? Il y a le coût du logement.", "Il y a", "Il y a le coût du logement."),
+        ("Le salon ouvre en mai. Elle attire des milliers de visiteurs ?", "Le salon", "Le salon ouvre en mai."),
+    ],
+)
+def test_the_first_quote_carries_the_sentence_it_points_back_to_or_that_continues_it(
+    passage: str, quoted: str, first: str
+) -> None:
+    sentence = _first_sentence_holding(passage, quoted)
+    threaded = with_its_thread(sentence)
+    assert threaded.text == first
+    assert passage[threaded.start : threaded.end] == threaded.text  # still a verbatim span of the passage
+
+
+def test_the_first_quote_is_not_threaded_past_its_length_limit() -> None:
+    long = "Elle " + "attire des visiteurs venus de loin, " * 20 + "chaque année."
+    sentence = _first_sentence_holding(f"Le salon ouvre en mai. {long}", "Le salon")
+    assert with_its_thread(sentence) == sentence

@@ -404,8 +404,53 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     )
     if _answers_alone(reading, chosen[0]):
         chosen = chosen[:1]  # never three sentences where one answers
+    first = with_its_thread(chosen[0])
+    chosen = [first, *(s for s in chosen[1:] if not _overlaps(s, first))]
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
     return replace(composed, evidence=tuple(evidence))
+
+
+# A sentence that opens by pointing back («Il en a vendu 50 000…», «Celle-ci rétorque…», «Ce qui
+# sécurise…», «C’est ici que…») says its answer about what the sentence before it names.
+_POINTS_BACK = re.compile(  # «Il» unless impersonal («Il faut», «Il y a», «Il existe»…)
+    r"^(?:[«\"\s]*)(?:elle|ils|elles|celle-ci|celui-ci|ceux-ci|celles-ci|c[’']est|ce qui|ce que|cela|ça|"
+    r"cet|cette|ces|même|or|et|mais|donc|dont|lui|leur)\b|^[«\"\s]*il\b(?!\s+(?:n[’']|ne\s+)?(?:y|faut|existe|"
+    r"est|était|s[’']agit|reste|suffit|semble|paraît|vaut|convient|importe|manque|arrive)\b)",
+    re.IGNORECASE,
+)
+THREAD_MAX_CHARS = 450  # longer, the first quote is no longer a short answer
+
+
+def _points_back(text: str) -> bool:
+    """Opens with a pronoun, a demonstrative or a link word, or in lower case (a list after a colon)."""
+    return bool(_POINTS_BACK.match(text)) or text.lstrip('«" ')[:1].islower()
+
+
+def with_its_thread(sentence: Sentence) -> Sentence:
+    """The first quote with the sentence before it when it opens by pointing back, and with
+    the sentence after it when it ends on a colon or the next one points back: a person reads
+    the first quote as the answer, and «Il en a vendu 50 000» alone does not say who sold what."""
+    sentences = split_sentences(sentence.hit, 1)
+    index = next((i for i, s in enumerate(sentences) if s.start <= sentence.start < s.end), None)
+    last = next((i for i, s in enumerate(sentences) if s.start < sentence.end <= s.end), None)
+    if index is None or last is None:
+        return sentence
+    start, end = sentence.start, sentence.end
+    if not sentence.joined and index > 0 and _points_back(sentence.text):
+        before = sentences[index - 1]
+        if not before.text.endswith("?"):
+            start = before.start
+    if last + 1 < len(sentences):
+        after = sentences[last + 1]
+        if not after.text.endswith("?") and (sentence.text.rstrip().endswith(":") or _points_back(after.text)):
+            end = after.end
+    # Both sides, else the side before (what the sentence points at), else the side after.
+    for span in ((start, end), (start, sentence.end), (sentence.start, end)):
+        if span != (sentence.start, sentence.end) and span[1] - span[0] <= THREAD_MAX_CHARS:
+            return replace(
+                sentence, start=span[0], end=span[1], text=sentence.hit.chunk.text[slice(*span)], joined=True
+            )
+    return sentence
 
 
 def _span(sentence: Sentence) -> tuple[str, int, int]:

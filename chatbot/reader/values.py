@@ -168,7 +168,7 @@ class Sentence:
     text: str
     score: float = 0.0
     position: int = 0  # among all the sentences of the chunk: the row of its stored vector
-    joined: bool = False  # an interview answer quoted with the question before it
+    joined: bool = False  # two sentences quoted as one: an interview answer with its question, or a thread
 
 
 def split_sentences(hit: Hit, min_chars: int) -> list[Sentence]:
