@@ -13,7 +13,7 @@ from chatbot.chunking import Chunk
 from chatbot.index import build_index
 from chatbot.question import analyze_question, holds, mentions, refers_back
 from chatbot.reader import ExtractiveReader, make_reader
-from chatbot.reader.extractive import FEATURES, ReaderModel, default_model, with_its_thread
+from chatbot.reader.extractive import FEATURES, ReaderModel, Reading, default_model, read_passages, with_its_thread
 from chatbot.reader.values import Sentence, split_sentences
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
@@ -373,3 +373,30 @@ def test_the_first_quote_is_not_threaded_past_its_length_limit() -> None:
     long = "Elle " + "attire des visiteurs venus de loin, " * 20 + "chaque année."
     sentence = _first_sentence_holding(f"Le salon ouvre en mai. {long}", "Le salon")
     assert with_its_thread(sentence) == sentence
+
+
+def test_a_number_asked_is_quoted_first_from_the_close_sentences_that_give_one(tmp_path: Path) -> None:
+    corpus = tmp_path / "salon"
+    corpus.mkdir()
+    (corpus / "salon.md").write_text(
+        "# Le salon\n\nLe salon Vivatech attire chaque année des visiteurs.\n"
+        "Le salon Vivatech a compté 124 000 visiteurs cette année.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "salon-index", model="fake")
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    question = "Combien de visiteurs le salon Vivatech attire-t-il chaque année ?"
+    scores = {c.sentence.text[:20]: c.sentence.score for c in _read(retriever, question).candidates}
+    assert scores["Le salon Vivatech at"] > scores["Le salon Vivatech a "]  # the words favour the other one
+    # (The bag-of-words test embedder spreads the scores: a wider margin keeps both close.)
+    result = answer(retriever, question, settings=replace(OPEN, margin=0.5))
+    assert not result.abstained, result.reason
+    assert "124 000" in result.citations[0].quote
+    assert len(result.citations) == 2  # the other sentence is still quoted, second
+
+
+def _read(retriever: Retriever, question: str) -> Reading:
+    from chatbot.conversation import search_with_history
+
+    return read_passages(question, (), search_with_history(retriever, question, ()), retriever, OPEN)

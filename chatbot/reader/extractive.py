@@ -183,7 +183,13 @@ def read_passages(
 
     def add(sentence: Sentence, cos: float, ranking_cos: float, context: str, own: str, asking: str = "") -> None:
         words = frozenset(analysis.analyze(sentence.text))
-        score = ranking_cos + settings.lexical_weight * _share(terms, words) + settings.rank_weight / sentence.hit.rank
+        # An interview answer's question carries its words through the cosine (question_carry);
+        # counted again in the term share, «A votre avis, quelle est la prochaine tendance ?»
+        # outscored the sentence that names the trends.
+        own_words = words if own == sentence.text else frozenset(analysis.analyze(own))
+        score = (
+            ranking_cos + settings.lexical_weight * _share(terms, own_words) + settings.rank_weight / sentence.hit.rank
+        )
         generated = written.of(sentence.hit.chunk.article_id, own) if written is not None else ()
         if len(generated):
             # Closer to a question the sentence answers than to the sentence itself: decides
@@ -404,6 +410,9 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     )
     if _answers_alone(reading, chosen[0]):
         chosen = chosen[:1]  # never three sentences where one answers
+    elif asked.shaped:
+        # A number, an amount or a date asked: the first quote gives one (the sort is stable).
+        chosen.sort(key=lambda s: (_span(s) not in literal, not holds(asked.asked, s.text)))
     first = with_its_thread(chosen[0])
     chosen = [first, *(s for s in chosen[1:] if not _overlaps(s, first))]
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
