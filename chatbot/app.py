@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from chatbot import synonyms
 from chatbot.access import Guard, client_id
 from chatbot.analysis import detect_language
 from chatbot.answer import Answer, Progress, Sentence, answer
@@ -293,12 +294,17 @@ class ChatService:
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
     def warm_in_background(self) -> None:
-        """Load a writing reader's model now, in the background (the page opens meanwhile)."""
-        if not isinstance(self.reader, ModelReader):
-            return
-        reader = self.reader
+        """Load now, in the background, what a first question would wait for (the page opens
+        meanwhile): the word vectors of count questions, and a writing reader's model."""
+        reader = self.reader if isinstance(self.reader, ModelReader) else None
 
         def warm() -> None:
+            try:
+                synonyms.warm()
+            except ChatbotError as exc:  # count questions then read exact words only
+                logger.warning("The word vectors could not be loaded: %s", exc)
+            if reader is None:
+                return
             try:
                 reader.warm()
             except Exception as exc:  # the chat still answers: each question falls back

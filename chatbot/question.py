@@ -121,6 +121,7 @@ class QuestionAnalysis:
     # What a count is of («Combien d'employés…» → the stem of «employés»): a sentence that gives
     # a number about the asked thing must count that.
     counted: frozenset[str] = frozenset()
+    counted_words: tuple[str, ...] = ()  # ... as the question writes it («employés»)
 
     @property
     def shaped(self) -> bool:
@@ -150,13 +151,12 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
             focus = before.focus
     names = {term for name in focus for term in analysis.analyze(name)}
     predicate = frozenset(analysis.analyze(text)) - names
-    counted = (
-        frozenset(analysis.analyze(" ".join(w for m in _COUNTED.findall(text.casefold().replace("’", "'")) for w in m)))
-        - names
-        if asked == "number"
-        else frozenset()
-    )
-    return QuestionAnalysis(asked=asked, focus=focus, predicate=predicate, keyword=keyword, counted=counted)
+    written = tuple(w for m in _COUNTED.findall(text.casefold().replace("’", "'")) for w in m if w)
+    counted = frozenset(analysis.analyze(" ".join(written))) - names if asked == "number" else frozenset()
+    return QuestionAnalysis(
+        asked=asked, focus=focus, predicate=predicate, keyword=keyword, counted=counted,
+        counted_words=tuple(w for w in written if set(analysis.analyze(w)) <= counted) if counted else (),
+    )  # fmt: skip
 
 
 def refers_back(question: str) -> bool:

