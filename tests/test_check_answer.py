@@ -175,3 +175,16 @@ def test_a_claim_without_the_asked_kind_of_fact_is_removed() -> None:
     assert kept == [] and text == ""
     text, kept, _ = check_answer("230 milliards [1].", excerpt, 0.5, "Combien de dollars les fonds ont-ils levés ?")
     assert len(kept) == 1
+
+
+def test_a_claim_that_only_repeats_the_question_is_removed() -> None:
+    hits = _one_passage("Je me focalise sur un événement déroulé récemment dans une ville de province.")
+    question = "Dans quelle ville de province s'est tenu l'événement de l'association ?"
+    text, kept, _ = check_answer("L'événement s'est tenu dans une ville de province [1].", [Excerpt.whole(hits[0])],
+                                 0.5, question)  # fmt: skip
+    assert kept == [] and text == ""
+    # A word the question does not have is an answer (here, a month).
+    hits = _one_passage("Laurent a lancé sa brosse cet été. Les ventes en ligne ont démarré dès juillet.")
+    text, kept, _ = check_answer("Les ventes en ligne ont commencé en juillet [1].", [Excerpt.whole(hits[0])], 0.5,
+                                 "En quel mois les ventes en ligne ont-elles commencé ?")  # fmt: skip
+    assert len(kept) == 1 and "juillet" in text

@@ -42,7 +42,9 @@ def check_answer(
     two in a row) that holds all its numbers and named things and most of its words, at least
     ``min_overlap``, with the question's subject in it or just before it. A claim beside the
     question is removed too: one without the asked kind of fact (no date for «En quelle année…»,
-    no figure for «Quelle part…») or, for a count, one whose quote does not say what it counts.
+    no figure for «Quelle part…»), one that only repeats the question's words («L'événement
+    s'est tenu dans une ville de province» for «Dans quelle ville de province… ?») or, for a
+    count, one whose quote does not say what it counts.
     A claim no quote supports is removed, never shown marked: a wrong answer carrying an [n]
     is worse than none.
     Returns the cleaned text (markers renumbered in order of first use), one citation per
@@ -73,6 +75,8 @@ def check_answer(
         )
         if counted and _only_shares(claimed.terms):
             continue  # «Combien d'entreprises…» answered by «79 %»: a share is not a count
+        if asked and claimed.terms <= asked:
+            continue  # the question's own words again («L'événement s'est tenu dans une ville de province»): no answer
         cited = list(dict.fromkeys(int(m) for m in _MARKER.findall(sentence)))
         quotes = {n: _supporting_sentence(claimed, passages[n - 1], min_overlap, asked)
                   for n in cited if 0 < n <= len(passages)}  # fmt: skip
