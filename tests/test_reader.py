@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -228,22 +229,27 @@ def test_the_counted_thing_and_the_organisation_kind_are_read_from_the_question(
     assert analyze_question("Where is the headquarters of Huawei?").asked == "place"
 
 
+def _one_article(tmp_path: Path, name: str, text: str, **options: Any) -> Retriever:
+    """A one-article corpus under ``tmp_path``, indexed with the fake embedder."""
+    corpus = tmp_path / name
+    corpus.mkdir()
+    (corpus / f"{name}.md").write_text(text, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / f"{name}-index", model="fake", **options)
+    build_index(settings, FakeEmbedder())
+    return Retriever(settings, embedder=FakeEmbedder())
+
+
 @pytest.fixture
 def named(tmp_path: Path) -> Retriever:
     """Two companies: one whose founder the article names, one it only dates."""
-    corpus = tmp_path / "named"
-    corpus.mkdir()
-    (corpus / "societes.md").write_text(
+    return _one_article(
+        tmp_path, "named",
         "# Deux sociétés\n\nLa société Agorize a été lancée en 2011 et organise des concours d’innovation.\n\n"
         "La société Tencent a été fondée en 1998 par Ma Huateng, un ingénieur de Shenzhen.\n\n"
         "Huawei a vendu 100 millions de smartphones cette année, dont la moitié en Europe.\n\n"
         "Huawei emploie aujourd’hui 180 000 salariés dans le monde entier.\n",
-        encoding="utf-8",
-    )
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "named-index", model="fake", chunk_size=120,
-                        chunk_overlap=20)  # fmt: skip
-    build_index(settings, FakeEmbedder())
-    return Retriever(settings, embedder=FakeEmbedder())
+        chunk_size=120, chunk_overlap=20,
+    )  # fmt: skip
 
 
 def test_who_about_a_named_thing_needs_a_person_named_near_it(named: Retriever) -> None:
@@ -256,16 +262,11 @@ def test_who_about_a_named_thing_needs_a_person_named_near_it(named: Retriever) 
 def test_an_interview_answer_keeps_the_people_its_question_names(tmp_path: Path) -> None:
     """The question of an interview («…, vous avez fondé Lumio ?») is quoted with its answer;
     the person it names counts for «Qui a fondé Lumio ?»."""
-    corpus = tmp_path / "interview"
-    corpus.mkdir()
-    (corpus / "entretien.md").write_text(
+    retriever = _one_article(
+        tmp_path, "interview",
         "# Entretien\n\nClaire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?\n"
         "J’ai voulu que les femmes du numérique se rencontrent enfin dans notre région.\n",
-        encoding="utf-8",
-    )
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "interview-index", model="fake")
-    build_index(settings, FakeEmbedder())
-    retriever = Retriever(settings, embedder=FakeEmbedder())
+    )  # fmt: skip
     assert retriever.entities() is not None and ("Claire Dubois", "PER") in retriever.entities().of(  # type: ignore[union-attr]
         "Claire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?"
     )
@@ -377,16 +378,11 @@ def test_the_first_quote_is_not_threaded_past_its_length_limit() -> None:
 
 
 def test_a_number_asked_is_quoted_first_from_the_close_sentences_that_give_one(tmp_path: Path) -> None:
-    corpus = tmp_path / "salon"
-    corpus.mkdir()
-    (corpus / "salon.md").write_text(
+    retriever = _one_article(
+        tmp_path, "salon",
         "# Le salon\n\nLe salon Vivatech attire chaque année des visiteurs.\n"
         "Le salon Vivatech a compté 124 000 visiteurs cette année.\n",
-        encoding="utf-8",
-    )
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "salon-index", model="fake")
-    build_index(settings, FakeEmbedder())
-    retriever = Retriever(settings, embedder=FakeEmbedder())
+    )  # fmt: skip
     question = "Combien de visiteurs le salon Vivatech attire-t-il chaque année ?"
     scores = {c.sentence.text[:20]: c.sentence.score for c in _read(retriever, question).candidates}
     assert scores["Le salon Vivatech at"] > scores["Le salon Vivatech a "]  # the words favour the other one

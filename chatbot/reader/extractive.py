@@ -253,8 +253,9 @@ def read_passages(
             if holds(asked.asked, c.sentence.text) and _focus_share(asked.focus, passages[c.sentence.hit.chunk.id]) > 0
         ]  # fmt: skip
         # The article may count it in other words («consommateurs» for «clients»): word vectors.
-        missing = missing or not any(
-            asked.counted & c.words or names_alike(asked.counted_words, c.sentence.text) for c in counting
+        missing = missing or not (
+            any(asked.counted & c.words for c in counting)
+            or names_alike(asked.counted_words, " ".join(c.sentence.text for c in counting))
         )
     # A year the question asks about must be named by a sentence about its subject (or just before).
     undated = ""
