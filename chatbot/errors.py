@@ -58,6 +58,11 @@ class ModelError(ChatbotError):
     """The embedding or reranking model cannot be loaded."""
 
 
+class ReaderModelError(ChatbotError):
+    """The reader has no decline model for the index's embedder, or its file cannot be read;
+    the message names the command that fits one."""
+
+
 class LocalModelError(ChatbotError):
     """The local language model is not installed, or its assembled file is not the pinned one;
     the message names the fix."""

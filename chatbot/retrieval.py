@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chatbot.embedding import Embedder
     from chatbot.entities import SentenceEntities
     from chatbot.reader.enrichment import QuestionVectors
+    from chatbot.smalltalk import SmallTalk
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Hit:
     rank: int
 
 
-_QUERY_CACHE = 64
+_QUERY_CACHE = 1024  # recent questions' vectors (3 MB at 768 dimensions): a fit reads each question twice
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -217,6 +218,18 @@ class Retriever:
             "questions",
             lambda: QuestionVectors.load(settings.corpus_dir, settings.index_dir, self.embedder, settings.model),
         )
+
+    def small_talk(self) -> SmallTalk:
+        """Recognises greetings, thanks and off-topic messages against the index's sentences
+        (:mod:`chatbot.smalltalk`)."""
+        from chatbot.smalltalk import SmallTalk
+
+        def load() -> SmallTalk:
+            rows = self.sentence_vectors_of(self.chunks) if self.settings.sentence_vectors else []
+            sentences = np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+            return SmallTalk(self.embedder, sentences)
+
+        return self._extra("small_talk", load)  # type: ignore[no-any-return]
 
     def _extra(self, name: str, load: Callable[[], Any]) -> Any:
         """What ``load`` gives, computed once per retriever, whichever thread asks first."""

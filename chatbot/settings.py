@@ -26,9 +26,11 @@ class Settings:
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
-    # Embedding model: a packaged name ("e5-small", "use-multilingual", "minilm"), a
-    # sentence-transformers model name on the Hugging Face hub, or a local path.
-    model: str = "e5-small"
+    # Embedding model: a packaged name ("embeddinggemma", "e5-small", "use-multilingual",
+    # "minilm"), a sentence-transformers model name on the Hugging Face hub, or a local path.
+    # EmbeddingGemma: every question set gains in retrieval and sentence ranking
+    # (docs/measurements.md); e5-small is ~5x faster to embed, the scale path (docs/scale.md).
+    model: str = "embeddinggemma"
     chunk_size: int = 800
     chunk_overlap: int = 160
     # Prefix each chunk with its article title for keyword indexing / for embedding. Measured:

@@ -25,9 +25,22 @@ if TYPE_CHECKING:
     from chatbot.retrieval import Retriever
 
 REPO = Path(__file__).resolve().parent.parent
-# The reader's decline model and floors are fitted on e5 cosines, not the fake embedder's: no
-# abstention unless a test asks for it.
-OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0)
+# The reader's decline model and floors are fitted on real cosines, not the fake embedder's: no
+# abstention (nor small talk, which a bag of hashed words cannot tell) unless a test asks for it.
+OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0, small_talk=False)
+
+
+@pytest.fixture(autouse=True)
+def fake_decline_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests that exercise declines on the fake embedder read with e5's decline model, as if
+    fitted for it (``chatbot reader-fit`` cannot fit one on a handful of sentences)."""
+    from dataclasses import replace
+
+    from chatbot.reader import extractive
+
+    models = dict(extractive.packaged_models())
+    models["fake"] = replace(models["e5-small"], embedder="fake")
+    monkeypatch.setattr(extractive, "packaged_models", lambda: models)
 
 
 def load_script(name: str) -> ModuleType:
@@ -48,7 +61,7 @@ class FakeEmbedder:
     have been embedded, to simulate a crash in the middle of a build.
     """
 
-    def __init__(self, name: str = "fake", dim: int = 64, fail_after: int | None = None) -> None:
+    def __init__(self, name: str = "fake", dim: int = 256, fail_after: int | None = None) -> None:
         self.name = name
         self.dim = dim
         self.calls = 0

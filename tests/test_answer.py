@@ -42,6 +42,7 @@ def test_answer_quotes_the_sentence_that_holds_the_facts(retriever: Retriever) -
 def test_answers_score_stored_sentence_vectors_without_embedding_any_passage(retriever: Retriever) -> None:
     embedder = retriever.embedder
     assert isinstance(embedder, FakeEmbedder)
+    answer(retriever, "Bonjour !", settings=OPEN)  # the small-talk examples are embedded once, on first use
     before = embedder.documents
     result = answer(retriever, "Que consacre Shenzhen à la recherche ?", settings=OPEN)
     assert "4,3% de son PIB" in result.text
@@ -89,7 +90,7 @@ def test_a_tampered_citation_is_not_valid() -> None:
 
 
 def test_abstains_in_the_question_language_and_lists_the_closest_articles(retriever: Retriever) -> None:
-    strict = AnswerSettings(min_support=(("fr", 5.0), ("en", 5.0)))
+    strict = AnswerSettings(min_support=(("fr", 5.0), ("en", 5.0)), small_talk=False)
     french = answer(retriever, "Quelle est la capitale de l'Australie ?", settings=strict)
     assert french.abstained and french.text == NOT_FOUND["fr"] and french.citations == ()
     assert french.closest_articles

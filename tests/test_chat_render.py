@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.answer import Progress, answer
+from chatbot.answer import AnswerSettings, Progress, answer
 from chatbot.app import (
     ChatService,
     answer_text,
@@ -56,7 +56,8 @@ def test_text_from_articles_and_questions_is_escaped(service: ChatService, retri
 def test_an_abstention_offers_the_closest_passage_without_presenting_it_as_the_answer(
     service: ChatService, retriever: Retriever
 ) -> None:
-    result = answer(retriever, "Quelle est la recette de la tarte aux pommes ?")
+    question = "Quelle est la recette de la tarte aux pommes ?"
+    result = answer(retriever, question, settings=AnswerSettings(small_talk=False))
     assert result.abstained and result.evidence
     shown = render_answer(service, result, "abc")
     assert "le passage le plus proche" in shown and 'class="source closest"' in shown

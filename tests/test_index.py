@@ -23,7 +23,7 @@ def test_build_then_load(settings: Settings, embedder: FakeEmbedder) -> None:
     assert not again.written and again.index_chunks == index.chunks
     manifest = index.manifest
     assert manifest["format_version"] == 3
-    assert manifest["embedder"] == {"name": "fake", "dim": 64}
+    assert manifest["embedder"] == {"name": "fake", "dim": FakeEmbedder().dim}
     assert manifest["settings"] == {
         "model": "fake",
         "chunk_size": 120,
@@ -43,7 +43,7 @@ def test_every_sentence_of_every_chunk_has_its_own_stored_vector(settings: Setti
     assert index.manifest["sentences"] == len(index.sentence_vectors) > len(index.chunks)
     for row, chunk in enumerate(index.chunks):
         stored = index.sentence_rows(row)
-        assert stored.shape == (len(chunk.sentences()), 64)
+        assert stored.shape == (len(chunk.sentences()), FakeEmbedder().dim)
         assert np.allclose(stored, FakeEmbedder().encode_documents(chunk.sentences()), atol=1e-6)
 
 
@@ -238,7 +238,7 @@ def test_without_sentence_vectors_answers_embed_sentences_at_question_time(setti
     build_index(lean, counting)
     index = load_index(lean)
     assert counting.documents == len(index.chunks)  # chunks only
-    assert index.sentence_vectors.shape == (0, 64) and index.manifest["sentences"] == 0
+    assert index.sentence_vectors.shape == (0, FakeEmbedder().dim) and index.manifest["sentences"] == 0
     with pytest.raises(IndexMismatchError, match="sentence_vectors"):
         load_index(settings)
     question = "Que consacre Shenzhen à la recherche ?"

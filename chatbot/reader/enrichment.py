@@ -216,6 +216,11 @@ class QuestionVectors:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every generated question's vector, one row each."""
+        return self._vectors
+
     def of(self, article_id: str, sentence: str) -> np.ndarray:
         """The vectors of the questions written for this sentence (0 rows when none)."""
         start, end = self._rows.get(sentence_key(article_id, sentence), (0, 0))

@@ -16,13 +16,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chatbot import analysis
+from chatbot import analysis, smalltalk
 from chatbot.conversation import follow_up_context, previous_question
 from chatbot.entities import ANSWERS
+from chatbot.errors import ReaderModelError
 from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, refers_back, years
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
@@ -64,10 +66,52 @@ TOP = 3  # how many of the best sentences the "…_top" features look at
 EVIDENCE = 6  # the best sentences (never the same words twice) kept as the answer's evidence
 
 
+FEATURE_VERSION = 2  # 2: cosines calibrated per embedder (Calibration); the decline model names its embedder
+MODEL_FILE = "reader_model.json"  # packaged in chatbot/, and optionally beside an index (``chatbot reader-fit``)
+# The reference scale of cosines: the nearest-passage cosines of the fit questions under
+# multilingual-e5-small, on which the sentence score's weights, the margin and the unanchored
+# floor were measured. Every other embedder's cosines are mapped onto it (Calibration).
+REFERENCE_EMBEDDER = "e5-small"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """An embedder's cosines mapped onto the reference scale: ``scale * cos + shift``.
+
+    Fitted so that the nearest-passage cosines of the fit questions have the reference's mean
+    and standard deviation (``chatbot reader-fit``): the weights and thresholds of the reader
+    then mean the same thing whatever the embedder (an EmbeddingGemma cosine of 0.45 is an
+    e5 cosine of about 0.86). The reference embedder's own calibration is the identity.
+    """
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"a calibration's scale must be positive, got {self.scale}.")
+
+    def __call__(self, cos: float) -> float:
+        return self.scale * cos + self.shift
+
+    @classmethod
+    def matching(cls, values: Sequence[float], mean: float, std: float) -> Calibration:
+        """The calibration that gives ``values`` the mean ``mean`` and standard deviation ``std``."""
+        own_std = float(np.std(values))
+        if own_std <= 0:
+            raise ValueError("cannot calibrate cosines that do not vary")
+        scale = std / own_std
+        return cls(round(scale, 6), round(mean - scale * float(np.mean(values)), 6))
+
+
+IDENTITY = Calibration()
+
+
 @dataclass(frozen=True)
 class ReaderModel:
-    """A logistic model over :data:`FEATURES`: standardisation, weights, and the probability
-    that the passages answer the question under which the reader declines."""
+    """A logistic model over :data:`FEATURES` for one embedder: its cosine calibration,
+    standardisation, weights, and the probability that the passages answer the question under
+    which the reader declines."""
 
     features: tuple[str, ...]
     mean: tuple[float, ...]
@@ -76,25 +120,34 @@ class ReaderModel:
     intercept: float
     threshold: float
     trained_on: tuple[str, ...] = ()
+    embedder: str = REFERENCE_EMBEDDER
+    calibration: Calibration = IDENTITY
+    feature_version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
-        if self.features != FEATURES:
+        if self.feature_version != FEATURE_VERSION or self.features != FEATURES:
             raise ValueError(
-                "The reader model was trained on other features; retrain it: python evaluation/train_reader.py"
+                f"The reader model for {self.embedder!r} was fitted on other features (version "
+                f"{self.feature_version}, this code reads {FEATURE_VERSION}); fit it again: chatbot reader-fit"
             )
         if not len(self.mean) == len(self.scale) == len(self.coef) == len(FEATURES):
-            raise ValueError("The reader model's arrays do not match its features; retrain it.")
+            raise ValueError("The reader model's arrays do not match its features; fit it again: chatbot reader-fit")
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
+    def to_dict(self) -> dict[str, object]:
+        raw = dict(self.__dict__)
+        raw["calibration"] = {"scale": self.calibration.scale, "shift": self.calibration.shift}
+        return raw
+
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False, indent=1)
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> ReaderModel:
-        raw = json.loads(text)
+    def from_dict(cls, raw: dict[str, Any]) -> ReaderModel:
+        calibration = raw.get("calibration") or {}
         return cls(
             features=tuple(raw["features"]),
             mean=tuple(raw["mean"]),
@@ -103,13 +156,62 @@ class ReaderModel:
             intercept=float(raw["intercept"]),
             threshold=float(raw["threshold"]),
             trained_on=tuple(raw.get("trained_on", ())),
+            embedder=str(raw.get("embedder", "")),
+            calibration=Calibration(float(calibration.get("scale", 1.0)), float(calibration.get("shift", 0.0))),
+            feature_version=int(raw.get("feature_version", 1)),
         )
+
+    @classmethod
+    def from_json(cls, text: str) -> ReaderModel:
+        return cls.from_dict(json.loads(text))
+
+
+def read_models(text: str) -> dict[str, ReaderModel]:
+    """The models of a ``reader_model.json`` file, by embedder.
+
+    Raises:
+        ValueError: the file is not a models file, or a model was fitted on other features.
+    """
+    raw = json.loads(text)
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        raise ValueError("not a reader models file (expected {\"feature_version\": …, \"models\": [...]})")
+    models = [ReaderModel.from_dict(entry) for entry in raw["models"]]
+    return {model.embedder: model for model in models}
+
+
+def write_models(models: Iterable[ReaderModel]) -> str:
+    """The JSON text of a ``reader_model.json`` file holding ``models``."""
+    entries = [m.to_dict() for m in sorted(models, key=lambda m: m.embedder)]
+    return json.dumps({"feature_version": FEATURE_VERSION, "models": entries}, ensure_ascii=False, indent=1) + "\n"
 
 
 @cache
+def packaged_models() -> dict[str, ReaderModel]:
+    """The decline models shipped with the package (``chatbot/reader_model.json``)."""
+    return read_models(resources.files("chatbot").joinpath(MODEL_FILE).read_text("utf-8"))
+
+
 def default_model() -> ReaderModel:
-    """The packaged reader model (``chatbot/reader_model.json``)."""
-    return ReaderModel.from_json(resources.files("chatbot").joinpath("reader_model.json").read_text("utf-8"))
+    """The packaged decline model of the reference embedder."""
+    return packaged_models()[REFERENCE_EMBEDDER]
+
+
+def model_for(embedder: str, index_dir: Path | None = None) -> ReaderModel | None:
+    """The decline model fitted for ``embedder``: the one beside the index (written by
+    ``chatbot reader-fit --out``) first, else the packaged one; None when neither has it.
+
+    Raises:
+        ReaderModelError: the file beside the index is unreadable or of other features.
+    """
+    if index_dir is not None and (index_dir / MODEL_FILE).is_file():
+        path = index_dir / MODEL_FILE
+        try:
+            local = read_models(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReaderModelError(f"{path} cannot be read ({exc}); fit it again: chatbot reader-fit") from exc
+        if embedder in local:
+            return local[embedder]
+    return packaged_models().get(embedder)
 
 
 @dataclass(frozen=True)
@@ -161,10 +263,11 @@ class Reading:
 
 
 def read_passages(
-    question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever, settings: AnswerSettings
-) -> Reading:
+    question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever, settings: AnswerSettings,
+    calibration: Calibration = IDENTITY,
+) -> Reading:  # fmt: skip
     """Score every candidate (sentences, and interview answers joined to their question) and
-    compute the question's features."""
+    compute the question's features; every cosine goes through the embedder's ``calibration``."""
     lang = analysis.detect_language(question)
     asked = analyze_question(question, history)
     query = f"{follow_up_context(question, history)} {question}".strip()
@@ -174,7 +277,7 @@ def read_passages(
     q_vec = retriever.query_vector(query)[0]
     previous = previous_question(history)
     readings = {question, query, *([f"{previous} {question}"] if previous else [])}
-    support = max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings)
+    support = calibration(max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings))
     candidates: list[Candidate] = []
     # Who / where / which organisation about a named thing: the sentences' named entities.
     entities = retriever.entities() if asked.asked in ANSWERS and asked.focus else None
@@ -195,7 +298,8 @@ def read_passages(
         if len(generated):
             # Closer to a question the sentence answers than to the sentence itself: decides
             # which of the quoted sentences comes first (not which are quoted, nor declines).
-            asked_by[_span(sentence)] = settings.enrichment_weight * max(0.0, float((generated @ q_vec).max()) - cos)
+            closer = calibration(float((generated @ q_vec).max())) - cos
+            asked_by[_span(sentence)] = settings.enrichment_weight * max(0.0, closer)
         folded = context if sentence.joined else fold(sentence.text)
         # Labels are kept per sentence of the index: an interview answer joined to its question
         # takes those of both sentences (``own`` is the sentence itself when it stands alone).
@@ -209,14 +313,14 @@ def read_passages(
                 continue
             if sentence.text.endswith("?"):
                 continue  # a question is never the answer alone; it may lead the next sentence
-            cos = float(vectors[sentence.position] @ q_vec)
+            cos = calibration(float(vectors[sentence.position] @ q_vec))
             before = sentences[i - 1] if i else None
             context = fold(hit.chunk.text[before.start if before else sentence.start : sentence.end])
             add(sentence, cos, cos, context, sentence.text)
             if before is not None and before.text.endswith("?"):
                 # An interview answer often does not say what it answers: quoted with its question
                 # («Le point faible de Hong Kong ? Le coût du logement…») when the question matches.
-                asked_cos = float(vectors[before.position] @ q_vec)
+                asked_cos = calibration(float(vectors[before.position] @ q_vec))
                 joined = replace(
                     sentence, start=before.start, text=hit.chunk.text[before.start : sentence.end], joined=True
                 )
@@ -500,6 +604,16 @@ def _overlaps(a: Sentence, b: Sentence) -> bool:
     )
 
 
+def chitchat_answer(question: str, kind: str, retriever: Retriever, reader: str) -> Answer:
+    """A greeting, thanks or an off-topic message: the help message, no quote (declined: the
+    articles are not what it asks about)."""
+    lang = analysis.detect_language(question)
+    titles = tuple(dict.fromkeys(chunk.article_title for chunk in retriever.chunks))
+    return Answer(
+        question, smalltalk.reply(kind, lang, titles), True, lang=lang, reader=reader, reason=f"small talk: {kind}"
+    )
+
+
 @dataclass(frozen=True)
 class ExtractiveReader:
     """Quotes the sentences the reader model finds most likely to answer (instant, offline)."""
@@ -509,11 +623,25 @@ class ExtractiveReader:
     name: str = "extractive"
 
     def read(self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever) -> Answer:
-        reading = read_passages(question, history, hits, retriever, self.settings)
-        model = self.model or default_model()
-        threshold = model.threshold if self.settings.min_probability is None else self.settings.min_probability
-        answerable = float(model.probabilities(reading.features[None, :])[0])
-        return replace(decide(reading, answerable, self.settings, threshold), reader=self.name)
+        settings = retriever.settings
+        model = self.model or model_for(settings.model, settings.index_dir)
+        if model is None and self.settings.min_probability is None:
+            raise ReaderModelError(
+                f"The reader has no decline model for the embedder {settings.model!r} (fitted: "
+                f"{', '.join(sorted(packaged_models()))}); fit one for this index: chatbot reader-fit --model "
+                f"{settings.model} --index {settings.index_dir} --out {settings.index_dir / MODEL_FILE}"
+            )
+        if self.settings.small_talk:
+            q_vec = retriever.query_vector(question)
+            if (chitchat := retriever.small_talk().classify(q_vec, _nearest_cosine(retriever, q_vec))) is not None:
+                return chitchat_answer(question, chitchat.kind, retriever, self.name)
+        calibration = model.calibration if model is not None else IDENTITY
+        reading = read_passages(question, history, hits, retriever, self.settings, calibration)
+        threshold = self.settings.min_probability
+        if threshold is None and model is not None:
+            threshold = model.threshold
+        answerable = float(model.probabilities(reading.features[None, :])[0]) if model is not None else 1.0
+        return replace(decide(reading, answerable, self.settings, threshold or 0.0), reader=self.name)
 
     def stream(
         self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,

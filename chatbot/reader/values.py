@@ -53,6 +53,8 @@ class AnswerSettings:
     # a cosine of 0.859 or more; 24 of the 30 unanswerable ones fell under 0.85.
     unanchored_support: float = 0.85
     min_sentence_chars: int = 25
+    # Greetings, thanks and off-topic messages get the help message, not quotes (chatbot.smalltalk).
+    small_talk: bool = True
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:
