@@ -74,17 +74,6 @@ _ASKS_FOR_A_THING = re.compile(
     r"|part|proportion|pourcentage|taux|nombre|montant|chiffre|prix|cout|rang|age|annee|date|duree|population"
     r"|croissance|plafond|share|percentage|rate|number|year|price|amount)\b)[a-z]"
 )
-# A follow-up that points back at the earlier subject: «Qui l'a cofondé ?», «Qui en est à
-# l'origine ?», «Combien de personnes y travaillent ?», «When was it founded?» (not «Et en
-# Finlande ?», where «en» introduces a new place).
-_REFERS_BACK = re.compile(
-    r"\bl'(?:a|ont|avait|est|etait|sont)\b|\bles (?=[a-z]+(?:ent|ez|ons)\b)"
-    r"|\b(?:lui|leurs?|il|elle|ils|elles|celui|celle|ceux|celles|cela|ca|lequel|laquelle|lesquels|lesquelles"
-    r"|cette|ces|son|sa|ses)\b"
-    r"|\b(?:it|its|he|she|they|them|their|his|her|this|that|these|those)\b"
-)
-# «en» and «y» before a verb (lowercase, not an article): «Qui en est à l'origine ?».
-_EN_Y_BACK = re.compile(r"\b(?:en|y) (?!(?:le|la|les|l|un|une|des|du)\b)[a-zàâçéèêëîïôûùüÿœ]")
 # Words that join the parts of a name: «Yvon le Renard», «Michel et Augustin».
 _NAME_JOINERS = {"le", "la", "de", "du", "des", "et", "of", "the", "d", "l"}
 # Job titles written in capitals are not names: «le CEO de Huawei» is about Huawei.
@@ -157,13 +146,6 @@ def analyze_question(question: str, history: Sequence[str] = ()) -> QuestionAnal
         asked=asked, focus=focus, predicate=predicate, keyword=keyword, counted=counted,
         counted_words=tuple(w for w in written if set(analysis.analyze(w)) <= counted) if counted else (),
     )  # fmt: skip
-
-
-def refers_back(question: str) -> bool:
-    """The question points back at the earlier subject with a pronoun («Qui l'a cofondé ?»,
-    «Qui en est à l'origine ?», «When was it founded?»)."""
-    text = " ".join(question.replace("’", "'").split())
-    return bool(_REFERS_BACK.search(fold(text)) or _EN_Y_BACK.search(text))
 
 
 def _is_keyword(text: str, folded: str) -> bool:

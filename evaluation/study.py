@@ -27,7 +27,7 @@ from chatbot.settings import Settings
 HERE = Path(__file__).resolve().parent
 HELD_OUT = "session6_holdout.jsonl"  # the held-out set of the stronger-model work: read once, at the end
 SETS = sorted(p.name for p in HERE.glob("*.jsonl") if p.name != HELD_OUT)
-COLUMNS = ("n", "recall@5", "mrr@10", "answer_evidence_rate", "answer_first_rate", "abstain_correct", "abstain_false",
+COLUMNS = ("n", "recall@5", "mrr@10", "bm25_mrr@10", "dense_mrr@10", "answer_evidence_rate", "answer_first_rate", "abstain_correct", "abstain_false",
            "median_ms", "p90_ms")  # fmt: skip
 
 
@@ -35,6 +35,8 @@ def measure(retriever: Retriever, path: Path, reader: ExtractiveReader) -> dict[
     questions = load_questions(path)
     report = evaluate_retriever(questions, retriever, "hybrid")
     report.pop("per_question", None)
+    for mode in ("bm25", "dense"):
+        report[f"{mode}_mrr@10"] = evaluate_retriever(questions, retriever, mode)["mrr@10"]  # type: ignore[arg-type]
     answers, times = [], []
     for q in questions:
         started = time.perf_counter()

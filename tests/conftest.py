@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 # The reader's decline model and floors are fitted on real cosines, not the fake embedder's: no
 # abstention (nor small talk, which a bag of hashed words cannot tell) unless a test asks for it.
-OPEN = AnswerSettings(min_probability=0.0, unanchored_support=-1.0, small_talk=False)
+OPEN = AnswerSettings(min_probability=0.0, small_talk=False)
 
 
 @pytest.fixture(autouse=True)

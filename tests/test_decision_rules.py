@@ -39,7 +39,6 @@ def _reading(
     lang: str = "fr",
     support: float = 0.90,
     literal: Sequence[bool] | None = None,
-    stray: bool = False,
     sentences: Sequence[int] | None = None,
 ) -> Reading:
     """``question`` read against the passage: sentence ``i`` scored ``scores[i]`` (its cosine
@@ -61,7 +60,7 @@ def _reading(
     asked = analyze_question(question, history)
     marks = tuple(literal) if literal is not None else (False,) * len(candidates)
     features = question_features(asked, lang, candidates, fold(PASSAGE), support, marks)
-    return Reading(question, lang, asked, (hit,), candidates, features, support, marks, stray)
+    return Reading(question, lang, asked, (hit,), candidates, features, support, marks)
 
 
 def _declined(result: Answer, reason: str) -> None:
@@ -108,17 +107,6 @@ def test_a_passage_farther_than_the_languages_min_support_is_declined() -> None:
     assert not decide(english, 0.9, floor, THRESHOLD).abstained  # no floor for English
 
 
-def test_a_follow_up_whose_own_words_no_passage_holds_is_declined() -> None:
-    earlier = ["Quelle imposition à Hong Kong ?"]
-    stray = _reading("Et la TVA ?", (1.0, 1.1, 0.9), history=earlier, stray=True)
-    _declined(
-        decide(stray, 0.9, DEFAULT_ANSWER_SETTINGS, THRESHOLD),
-        r"no passage holds any word of this follow-up; only the earlier question matched",
-    )
-    kept = replace(stray, stray_follow_up=False)
-    _answered(decide(kept, 0.9, DEFAULT_ANSWER_SETTINGS, THRESHOLD), VAT)
-
-
 def test_a_typed_question_about_a_named_thing_no_sentence_of_that_shape_names_is_declined() -> None:
     # Shenzhen's sentence has no year, and no sentence with a number or a year names Shenzhen.
     reading = _reading("En quelle année Shenzhen a-t-elle créé son fonds ?", (0.9, 0.8, 1.1))
@@ -129,24 +117,6 @@ def test_a_typed_question_about_a_named_thing_no_sentence_of_that_shape_names_is
     hong_kong = _reading("Quel est le taux d’imposition des profits à Hong Kong ?")
     assert hong_kong.analysis.asked == "number" and hong_kong.feature("type_focus_any") == 1.0
     _answered(decide(hong_kong, 0.9, DEFAULT_ANSWER_SETTINGS, THRESHOLD), TAX)
-
-
-@pytest.mark.parametrize(("support", "declined"), [(0.84, True), (0.85, False)])
-def test_an_unanchored_french_question_is_declined_under_unanchored_support(support: float, declined: bool) -> None:
-    # None of «recette», «tarte», «pomme» is in a sentence: nothing anchors the question.
-    reading = _reading("Quelle est la recette de la tarte aux pommes ?", support=support)
-    assert reading.feature("focus_predicate_any") == 0.0
-    result = decide(reading, 0.9, DEFAULT_ANSWER_SETTINGS, THRESHOLD)
-    if declined:
-        _declined(result, r"no sentence holds the question's words and no passage is close \(0\.840\)")
-    else:
-        _answered(result, TAX)
-
-
-def test_the_unanchored_rule_reads_french_questions_only() -> None:
-    english = _reading("What is the recipe of the apple pie?", lang="en", support=0.70)
-    assert english.feature("focus_predicate_any") == 0.0
-    _answered(decide(english, 0.9, DEFAULT_ANSWER_SETTINGS, THRESHOLD), TAX)
 
 
 def test_a_probability_under_the_threshold_declines() -> None:

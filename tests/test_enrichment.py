@@ -110,7 +110,7 @@ def test_a_sentence_closer_to_its_written_question_is_quoted_first(tmp_path: Pat
     build_index(settings, FakeEmbedder())
     question = "Les PME françaises vendent peu en ligne ?"
     # Every sentence quoted (a wide margin), the written question weighing much: the order shows it.
-    wide = AnswerSettings(min_probability=0.0, unanchored_support=-1.0, margin=10.0, enrichment_weight=3.0)
+    wide = AnswerSettings(min_probability=0.0, margin=10.0, enrichment_weight=3.0)
     before = answer(Retriever(settings, embedder=FakeEmbedder()), question, settings=wide)
     assert before.citations[0].quote.startswith("Les PME")
     # A question written for the other sentence that is the user's question word for word.
@@ -125,6 +125,6 @@ def test_a_sentence_closer_to_its_written_question_is_quoted_first(tmp_path: Pat
     assert after.citations[0].quote.startswith("Le taux")
     assert {c.quote for c in after.citations} == {c.quote for c in before.citations}  # the same quotes, reordered
     off = answer(Retriever(settings, embedder=FakeEmbedder()), question, settings=AnswerSettings(
-        min_probability=0.0, unanchored_support=-1.0, margin=10.0, enrichment_weight=0.0))  # fmt: skip
+        min_probability=0.0, margin=10.0, enrichment_weight=0.0))  # fmt: skip
     assert off.citations[0].quote.startswith("Les PME")
     assert OPEN.enrichment_weight > 0

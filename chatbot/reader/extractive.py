@@ -25,7 +25,7 @@ from chatbot import analysis, smalltalk
 from chatbot.conversation import follow_up_context, previous_question
 from chatbot.entities import ANSWERS
 from chatbot.errors import ReaderModelError
-from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, refers_back, years
+from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, years
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
     NOT_FOUND,
@@ -69,8 +69,8 @@ EVIDENCE = 6  # the best sentences (never the same words twice) kept as the answ
 FEATURE_VERSION = 2  # 2: cosines calibrated per embedder (Calibration); the decline model names its embedder
 MODEL_FILE = "reader_model.json"  # packaged in chatbot/, and optionally beside an index (``chatbot reader-fit``)
 # The reference scale of cosines: the nearest-passage cosines of the fit questions under
-# multilingual-e5-small, on which the sentence score's weights, the margin and the unanchored
-# floor were measured. Every other embedder's cosines are mapped onto it (Calibration).
+# multilingual-e5-small, on which the sentence score's weights and the margin were
+# measured. Every other embedder's cosines are mapped onto it (Calibration).
 REFERENCE_EMBEDDER = "e5-small"
 
 
@@ -240,9 +240,6 @@ class Reading:
     features: np.ndarray = field(compare=False, repr=False)
     support: float = 0.0
     literal: tuple[bool, ...] = ()  # candidates that hold a bare keyword query word for word
-    # A short follow-up («Et la TVA ?») none of whose own words any passage holds: it only
-    # found passages through the earlier question.
-    stray_follow_up: bool = False
     # A who / where / which-organisation question about a named thing, and no sentence about
     # that thing names a person / place / organisation other than it; or a count of something
     # («Combien d'employés…») that no sentence about the thing gives.
@@ -253,6 +250,9 @@ class Reading:
     # Sentences closer to a question written for them at index time than to the question
     # itself: the bonus that orders the quotes (chatbot.reader.enrichment).
     asked_by: dict[tuple[str, int, int], float] = field(default_factory=dict, compare=False, repr=False)
+    # The passage after each retrieved one that ends on a colon: a quote that announces a list
+    # («Les avantages … incluent … :») brings the list, which the next passage holds.
+    following: dict[str, Hit] = field(default_factory=dict, compare=False, repr=False)
 
     def first_score(self, sentence: Sentence) -> float:
         """How strongly a quoted sentence should come first: its score and the enrichment's bonus."""
@@ -338,13 +338,6 @@ def read_passages(
         asked = replace(asked, focus=tuple(n for n in asked.focus if mentions(n, everywhere) > 0))
     read = " ".join(passages[key] for key in dict.fromkeys(c.sentence.hit.chunk.id for c in candidates))
     features = question_features(asked, lang, candidates, read, support, literal)
-    # A pronoun («Qui l'a cofondé ?», «When was it founded?») asks about the earlier subject,
-    # in words the passages need not share.
-    stray = (
-        bool(follow_up_context(question, history))
-        and not refers_back(question)
-        and not _holds_any_stem(question, passages.values())
-    )
     # (An English question may be left with no name the passages hold: nothing to check then.)
     missing = entities is not None and bool(asked.focus) and not any(_names_the_asked(asked, c) for c in candidates)
     if lang == "fr" and asked.counted and asked.focus:
@@ -368,9 +361,23 @@ def read_passages(
         dated = {year for context in about for year in years(context)}
         undated = next((year for year in asked_years if year not in dated), "")
     return Reading(
-        question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, stray, missing, undated,
-        asked_by,
+        question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, missing, undated,
+        asked_by, _following(hits, retriever),
     )  # fmt: skip
+
+
+def _following(hits: Sequence[Hit], retriever: Retriever) -> dict[str, Hit]:
+    """The next passage of the same article after each hit whose text ends on a colon."""
+    ending = [h for h in hits if h.chunk.text.rstrip().endswith(":")]
+    if not ending:
+        return {}
+    by_place = {(c.article_id, c.position): c for c in retriever.chunks}
+    following = {}
+    for hit in ending:
+        after = by_place.get((hit.chunk.article_id, hit.chunk.position + 1))
+        if after is not None:
+            following[hit.chunk.id] = type(hit)(after, hit.score, hit.rank)
+    return following
 
 
 def _names_the_asked(asked: QuestionAnalysis, candidate: Candidate) -> bool:
@@ -434,16 +441,6 @@ def question_features(
     )
 
 
-def _holds_any_stem(question: str, folded_passages: Iterable[str]) -> bool:
-    """Some passage has a word that starts like one of the question's stems («cofond» in
-    «co-fondateur»); True for a question with no stem at all."""
-    stems = [fold(stem) for stem in analysis.analyze(question)]
-    if not stems:
-        return True
-    pattern = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(s) for s in stems) + ")")
-    return any(pattern.search(text.replace("-", "")) for text in folded_passages)
-
-
 def _share(asked: frozenset[str], found: frozenset[str]) -> float:
     return len(asked & found) / len(asked) if asked else 0.0
 
@@ -495,8 +492,6 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         return decline("no sentence to read in the retrieved passages")
     if reading.support < dict(settings.min_support).get(reading.lang, -1.0):
         return decline(f"no passage is close to the question (cosine {reading.support:.3f})")
-    if reading.stray_follow_up:
-        return decline("no passage holds any word of this follow-up; only the earlier question matched")
     asked = reading.analysis
     if asked.shaped and asked.focus and not reading.feature("type_focus_any"):
         return decline(f"no sentence about {', '.join(asked.focus)} gives a {asked.asked}")
@@ -506,9 +501,6 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
     if reading.year_missing:
         about = f"about {', '.join(asked.focus)} " if asked.focus else ""
         return decline(f"no sentence {about}names {reading.year_missing}")
-    unanchored = reading.lang == "fr" and not asked.keyword and not reading.feature("focus_predicate_any")
-    if unanchored and reading.support < settings.unanchored_support:
-        return decline(f"no sentence holds the question's words and no passage is close ({reading.support:.3f})")
     if answerable < threshold and not any(reading.literal):
         return decline(f"the passages do not answer it (answerable {answerable:.2f} < {threshold:.2f})")
     best = evidence[0]
@@ -524,7 +516,8 @@ def decide(reading: Reading, answerable: float, settings: AnswerSettings, thresh
         # A number, an amount or a date asked: the first quote gives one (the sort is stable).
         chosen.sort(key=lambda s: (_span(s) not in literal, not holds(asked.asked, s.text)))
     first = with_its_thread(chosen[0])
-    chosen = [first, *(s for s in chosen[1:] if not _overlaps(s, first))]
+    listed = _list_after(first, reading.following)
+    chosen = [first, *listed, *(s for s in chosen[1:] if not any(_overlaps(s, q) for q in (first, *listed)))]
     composed = with_citations(reading.question, chosen, closest, answerable, reading.lang, reading.hits)
     return replace(composed, evidence=tuple(evidence))
 
@@ -570,6 +563,26 @@ def with_its_thread(sentence: Sentence) -> Sentence:
                 sentence, start=span[0], end=span[1], text=sentence.hit.chunk.text[slice(*span)], joined=True
             )
     return sentence
+
+
+def _list_after(sentence: Sentence, following: dict[str, Hit]) -> list[Sentence]:
+    """What a quote ending on a colon announces, when its passage ends there: the opening of
+    the next passage past the quote (up to :data:`THREAD_MAX_CHARS`), as a quote of its own."""
+    after = following.get(sentence.hit.chunk.id)
+    if after is None or not sentence.text.rstrip().endswith(":") or sentence.hit.chunk.text[sentence.end :].strip():
+        return []
+    ends_at = sentence.hit.chunk.start + sentence.end  # in the article: the next passage overlaps this one
+    listed: list[Sentence] = []
+    for s in split_sentences(after, 1):
+        if after.chunk.start + s.start < ends_at:
+            continue
+        if listed and s.end - listed[0].start > THREAD_MAX_CHARS:
+            break
+        listed.append(s)
+    if not listed:
+        return []
+    start, end = listed[0].start, listed[-1].end
+    return [replace(listed[0], start=start, end=end, text=after.chunk.text[start:end], joined=len(listed) > 1)]
 
 
 def _span(sentence: Sentence) -> tuple[str, int, int]:

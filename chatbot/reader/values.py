@@ -30,8 +30,10 @@ class AnswerSettings:
     # sentence ranker (logistic, pairwise, boosted trees) did not beat this score (docs/measurements.md).
     margin: float = 0.15
     # Sentence score: cosine + lexical_weight x share of the question's terms it holds +
-    # rank_weight / rank of its passage.
-    lexical_weight: float = 0.25
+    # rank_weight / rank of its passage (cosines on the calibrated scale). 0.25 was chosen with
+    # e5-small; with EmbeddingGemma 0.1 wins leaving one set out (evaluation/ablation.py,
+    # docs/measurements.md): the stronger embedder needs less help from shared words.
+    lexical_weight: float = 0.1
     rank_weight: float = 0.1
     # + enrichment_weight x how much closer the question is to one of the questions written for
     # the sentence at index time (chatbot.reader.enrichment) than to the sentence itself. Measured on
@@ -47,11 +49,6 @@ class AnswerSettings:
     # Optional floor on the cosine of the passage nearest to the question, per language
     # (off by default: the reader model weighs that cosine with the rest).
     min_support: tuple[tuple[str, float], ...] = ()
-    # A French question none of whose words (besides names) a sentence about its subject holds
-    # is declined when the nearest passage's cosine is under this: nothing anchors it in the
-    # articles. Measured on the tuning sets: every answerable question with no such anchor had
-    # a cosine of 0.859 or more; 24 of the 30 unanswerable ones fell under 0.85.
-    unanchored_support: float = 0.85
     min_sentence_chars: int = 25
     # Greetings, thanks and off-topic messages get the help message, not quotes (chatbot.smalltalk).
     small_talk: bool = True
