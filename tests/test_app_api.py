@@ -55,7 +55,7 @@ def test_answer_then_follow_up_with_sources_in_sight(chat_url: str) -> None:
 
 
 def test_an_unanswered_question_is_declined_with_the_closest_passage_not_as_an_answer(chat_url: str) -> None:
-    shown = _last(_ask(Client(chat_url, verbose=False), "Quelle est la recette de la tarte aux pommes ?", []))
+    shown = _last(_ask(Client(chat_url, verbose=False), "Combien de salariés emploie Kaporal Group ?", []))
     assert answer_text(shown) == "Je ne trouve pas la réponse dans les articles."
     assert "Les articles n’en parlent pas directement ; le passage le plus proche :" in shown
     assert '<details class="source closest"' in shown and "ce n’est pas une réponse" in shown
@@ -130,7 +130,7 @@ def test_the_chat_streams_a_checked_llm_answer_and_says_which_mode(real_retrieve
     [
         ("Quelle part des PME a un site web ? 🤔🚀", "66%"),
         ("中国有多少网民？", None),
-        ("ما هي نسبة الشركات على لينكدإن؟", NOT_FOUND["fr"]),
+        ("ما هي نسبة الشركات على لينكدإن؟", "88%"),  # EmbeddingGemma reads Arabic too
         ("<script>alert(1)</script> Quelle part des PME a un site web ?", "66%"),
         ("![x](http://evil.example/pixel.png) [cliquez ici](javascript:alert(1)) LinkedIn ?", None),
         ("Linked\x00In\x1b[31m \u202e ?", None),

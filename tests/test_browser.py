@@ -145,7 +145,7 @@ def test_the_article_view_shows_the_passage_highlighted(page: Any) -> None:
 
 
 def test_an_unanswered_question_offers_the_closest_passage(page: Any) -> None:
-    _ask(page, "Quelle est la recette de la tarte aux pommes ?")
+    _ask(page, "Combien de salariés emploie Kaporal Group ?")
     answer = _last_answer(page)
     assert answer.locator(".answer-text").inner_text() == "Je ne trouve pas la réponse dans les articles."
     assert "le passage le plus proche" in answer.locator(".closest-intro").inner_text()

@@ -12,8 +12,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-import pytest
-
 from chatbot import analysis
 from chatbot.answer import DEFAULT_ANSWER_SETTINGS, NOT_FOUND, Answer, AnswerSettings, split_sentences
 from chatbot.chunking import Chunk
