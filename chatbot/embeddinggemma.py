@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from chatbot.errors import ModelError
+from chatbot.local_model import cache_dir  # one model cache for every assembled model
 
 NAME = "embeddinggemma"
 LABEL = "EmbeddingGemma-300M (Google; Gemma Terms of Use)"
@@ -40,13 +41,6 @@ STAMP = "assembled.json"
 FIX = "run `chatbot models fetch` (or `make install`), or use --model e5-small"
 
 Progress = Callable[[int, int], None]  # bytes done, bytes in all
-
-
-def cache_dir() -> Path:
-    """Where assembled models live: ``CHATBOT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/chatbot/models``."""
-    if os.environ.get("CHATBOT_MODEL_CACHE"):
-        return Path(os.environ["CHATBOT_MODEL_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chatbot" / "models"
 
 
 def model_dir(cache: Path | None = None) -> Path:

@@ -175,6 +175,15 @@ class Retriever:
                 self._vectors.popitem(last=False)
         return vector
 
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        """The passage that follows ``chunk`` in its article, if any."""
+        row = self._rows.get(chunk.id)
+        chunks = self.chunks
+        if row is None or row + 1 >= len(chunks):
+            return None
+        after = chunks[row + 1]
+        return after if after.article_id == chunk.article_id and after.position == chunk.position + 1 else None
+
     def sentence_vectors_of(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
         """The vectors of each chunk's sentences (rows in :func:`sentence_spans` order): stored in
         the index and read at once (one round trip to a Milvus server for an answer's passages,

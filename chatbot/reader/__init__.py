@@ -9,7 +9,7 @@ with citations) or a reasoned abstention.
   question is read from what it asks (:mod:`chatbot.question`): two stated rules (a number,
   amount or date asked about a named thing that no sentence about it gives; a French question
   nothing in the passages anchors) and a logistic model over question-level features
-  (``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query
+  (``chatbot reader-fit``, one per embedder in ``reader_model.json``). A bare keyword query
   shows the sentence that holds it.
 - ``server`` and ``local``: a language model writes the answer from the best sentences of the
   same passages, through an OpenAI-compatible server or the bundled local model

@@ -4,7 +4,7 @@ the question is read from what it asks (:mod:`chatbot.question`): stated rules (
 amount or date asked about a named thing that no sentence about it gives; a person, place or
 organisation that no entity near it names; a count of a thing no sentence counts; a French
 question nothing in the passages anchors) and a logistic model over question-level features
-(``evaluation/train_reader.py``, weights in ``reader_model.json``). A bare keyword query shows
+(``chatbot reader-fit``, one per embedder in ``reader_model.json``). A bare keyword query shows
 the sentence that holds it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from chatbot.retrieval import Hit, Retriever
 
 # Question-level features: how well the best sentences answer *this* question. The decline
-# model (a logistic regression, evaluation/train_reader.py) weighs them.
+# model (a logistic regression, chatbot.reader.fit) weighs them.
 FEATURES = (
     "best_score",  # the best sentence's score (cosine + term coverage + passage rank)
     "best_cos",
@@ -203,15 +203,23 @@ def model_for(embedder: str, index_dir: Path | None = None) -> ReaderModel | Non
     Raises:
         ReaderModelError: the file beside the index is unreadable or of other features.
     """
-    if index_dir is not None and (index_dir / MODEL_FILE).is_file():
-        path = index_dir / MODEL_FILE
-        try:
-            local = read_models(path.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReaderModelError(f"{path} cannot be read ({exc}); fit it again: chatbot reader-fit") from exc
-        if embedder in local:
-            return local[embedder]
-    return packaged_models().get(embedder)
+    path = index_dir / MODEL_FILE if index_dir is not None else None
+    try:
+        local = _models_beside(path, *_version(path)) if path is not None and path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise ReaderModelError(f"{path} cannot be read ({exc}); fit it again: chatbot reader-fit") from exc
+    return local.get(embedder) or packaged_models().get(embedder)
+
+
+def _version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=8)
+def _models_beside(path: Path, mtime_ns: int, size: int) -> dict[str, ReaderModel]:
+    """The models file beside an index, read once per version of it (not on every question)."""
+    return read_models(path.read_text("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -368,15 +376,10 @@ def read_passages(
 
 def _following(hits: Sequence[Hit], retriever: Retriever) -> dict[str, Hit]:
     """The next passage of the same article after each hit whose text ends on a colon."""
-    ending = [h for h in hits if h.chunk.text.rstrip().endswith(":")]
-    if not ending:
-        return {}
-    by_place = {(c.article_id, c.position): c for c in retriever.chunks}
     following = {}
-    for hit in ending:
-        after = by_place.get((hit.chunk.article_id, hit.chunk.position + 1))
-        if after is not None:
-            following[hit.chunk.id] = type(hit)(after, hit.score, hit.rank)
+    for hit in hits:
+        if hit.chunk.text.rstrip().endswith(":") and (after := retriever.next_chunk(hit.chunk)) is not None:
+            following[hit.chunk.id] = replace(hit, chunk=after)
     return following
 
 
