@@ -80,6 +80,7 @@ _MAX_TEXT = 65_535  # Milvus's VARCHAR limit
 _BATCH = 500
 _GENERATION = re.compile(r"^g\d+$")
 _FIX = "chatbot index --backend milvus"
+_LITE_RELEASE_WAIT = 5.0  # seconds a killed owner's Lite server may take to let the file go
 T = TypeVar("T")
 
 
@@ -127,10 +128,17 @@ class _Connection:
                     f"No Milvus index in {self.uri}. Build it with `{_FIX} --milvus-uri {self.uri}`."
                 )
             self.key = str(path)
-        try:
-            self.client: MilvusClient = MilvusClient(uri=self.uri, token=settings.milvus_token or "", timeout=10)
-        except MilvusException as exc:
-            raise BackendError(self._unreachable(exc)) from exc
+        # A Lite file whose last owner was just killed stays held by that owner's server process until it
+        # notices its lock is gone (about a second): retry for a while before calling the file taken.
+        deadline = time.monotonic() + (_LITE_RELEASE_WAIT if self.lite else 0.0)
+        while True:
+            try:
+                self.client: MilvusClient = MilvusClient(uri=self.uri, token=settings.milvus_token or "", timeout=10)
+                break
+            except MilvusException as exc:
+                if time.monotonic() >= deadline:
+                    raise BackendError(self._unreachable(exc)) from exc
+                time.sleep(0.25)
         self.closed = False
         if self.lite:
             with self._guard:
