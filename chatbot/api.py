@@ -1,4 +1,4 @@
-"""The OpenAI chat-completions protocol over :class:`~chatbot.app.ChatService`: ``/v1/models``
+"""The OpenAI chat-completions protocol over :class:`~chatbot.service.ChatService`: ``/v1/models``
 and ``/v1/chat/completions`` (whole or streamed as server-sent events).
 
 The last user message is the question, the earlier ones its history, as in the chat; system
@@ -26,11 +26,11 @@ from starlette.concurrency import run_in_threadpool
 
 from chatbot.access import Guard, client_id
 from chatbot.answer import Answer, Citation, Progress, Sentence
-from chatbot.app import ChatService
 from chatbot.errors import AlreadyVotedError, ChatbotError, QuestionError, RateLimitedError
 from chatbot.links import text_fragment_url
 from chatbot.reader import ModelReader
 from chatbot.retrieval import clean_question
+from chatbot.service import ChatService
 
 logger = logging.getLogger(__name__)
 

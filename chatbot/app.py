@@ -10,45 +10,31 @@ highlighted; the articles can also be browsed by title.
 
 from __future__ import annotations
 
-import collections
 import html
 import json
 import logging
 import re
-import threading
-import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from chatbot import synonyms
-from chatbot.access import Guard, client_id
+from chatbot.access import client_id
 from chatbot.analysis import detect_language
-from chatbot.answer import Answer, Progress, Sentence, answer
-from chatbot.chunking import Chunk
+from chatbot.answer import Answer, Progress, Sentence
 from chatbot.conversation import Turn, asked_before, exchanges
-from chatbot.corpus import load_corpus
 from chatbot.errors import (
     AlreadyVotedError,
     BackendError,
     ChatbotError,
-    CorpusError,
     EmptyQuestionError,
     IndexStateError,
     ModelError,
     QuestionTooLongError,
     RateLimitedError,
 )
-from chatbot.feedback import Feedback, FeedbackLog
-from chatbot.index import article_text_from_chunks
 from chatbot.links import text_fragment_url
-from chatbot.local_model import LocalWriter
-from chatbot.reader import Reader, make_reader
-from chatbot.reader.writer import LLMConfig, ModelReader
-from chatbot.retrieval import Retriever
-from chatbot.settings import MODES, Settings
+from chatbot.service import ChatService
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +45,6 @@ EXAMPLES = [
     "How many Chinese people use the internet?",
 ]
 MODE_LABELS = {"hybrid": "hybride (mots-clés + sens)", "bm25": "mots-clés (BM25)", "dense": "sens (vecteurs)"}
-REMEMBERED = 2000  # answers kept in memory for feedback
 
 # The interface's framing, in the question's language; quotes stay in French.
 TEXT = {
@@ -235,217 +220,6 @@ SCROLL_TO_PASSAGE = """() => {
   box?.focus({preventScroll: true});
   if (box && window.innerWidth < 700) { box.scrollIntoView({block: 'start'}); }
 }"""
-
-
-@dataclass(frozen=True)
-class Shown:
-    """An answer as the chat showed it, kept for feedback."""
-
-    question: str
-    history: tuple[str, ...]
-    result: Answer
-
-
-@dataclass(frozen=True)
-class IndexedArticle:
-    """An article as the index holds it: the text its passages' offsets point into. ``stale``:
-    the corpus file changed or went since the index was built, so the text is rebuilt from the
-    index's passages (the spaces between them guessed)."""
-
-    id: str
-    title: str
-    text: str
-    stale: bool = False
-
-
-class ChatService:
-    """One retriever per process, loaded on first use and shared by every conversation; the
-    reader that answers (extractive unless another is given; ``llm`` gives the server reader);
-    the articles for the article view, as indexed; the answers shown, for feedback.
-
-    With a ``guard``, every client's questions and feedback writes are limited; the chat and
-    the API (:mod:`chatbot.api`) count against the same limits.
-
-    Thread-safe: one lock loads the retriever, one serialises reading (the embedding model),
-    one guards the answers shown (a vote never waits for someone's answer), one the lazy
-    views of the index (articles, passage positions), each built once.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        retriever: Retriever | None = None,
-        llm: LLMConfig | None = None,
-        reader: Reader | None = None,
-        feedback: FeedbackLog | None = None,
-        guard: Guard | None = None,
-    ) -> None:
-        self.settings = settings
-        self.reader = reader or make_reader(None, llm)
-        self.feedback = feedback or FeedbackLog()
-        self.guard = guard  # per-client limits (chatbot serve); None: none
-        self._retriever = retriever
-        self._load_lock = threading.Lock()
-        self._read_lock = threading.Lock()
-        self._shown_lock = threading.Lock()
-        self._views_lock = threading.Lock()
-        self._articles: dict[str, IndexedArticle] | None = None
-        self._positions: dict[str, tuple[int, int]] | None = None
-        self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
-
-    def warm_in_background(self) -> None:
-        """Load now, in the background, what a first question would wait for (the page opens
-        meanwhile): the word vectors of count questions, and a writing reader's model."""
-        reader = self.reader if isinstance(self.reader, ModelReader) else None
-
-        def warm() -> None:
-            synonyms.warm()  # without them, count questions read exact words (it says so)
-            if reader is None:
-                return
-            try:
-                reader.warm()
-            except Exception as exc:  # the chat still answers: each question falls back
-                logger.warning("The language model could not be warmed up: %s", exc)
-
-        threading.Thread(target=warm, name="warm-model", daemon=True).start()
-
-    @property
-    def retriever(self) -> Retriever:
-        with self._load_lock:
-            if self._retriever is None:
-                self._retriever = Retriever(self.settings)
-            return self._retriever
-
-    def admit(self, client: str | None) -> None:
-        """Count a question of ``client`` (no limit without a guard or a client).
-
-        Raises:
-            RateLimitedError: the client is over its question limit.
-        """
-        if self.guard is not None and client is not None:
-            self.guard.question(client)
-
-    def ask(self, question: str, history: list[str], k: int, mode: str) -> Answer:
-        """The extractive answer (retrieval included): the answer, or a writing reader's fallback."""
-        retriever = self.retriever
-        extractive: Reader = self.reader.extractive if isinstance(self.reader, ModelReader) else self.reader
-        with self._read_lock:  # the embedding model is not guaranteed thread-safe
-            return answer(
-                retriever, question, history, k=int(k), mode=mode if mode in MODES else None, reader=extractive
-            )  # type: ignore[arg-type]
-
-    def stream(
-        self,
-        question: str,
-        history: list[str],
-        turns: list[tuple[str, str]],
-        k: int,
-        mode: str,
-        reader: str | None = None,
-    ) -> Iterator[Progress | str | Answer]:
-        """Progress after the search (:func:`respond` shows the search itself), partial texts,
-        then the final answer: the model's when a model writes (``reader="extractive"``: the
-        extractive answer whatever the reader)."""
-        extractive = self.ask(question, history, k, mode)
-        if not isinstance(self.reader, ModelReader) or reader == "extractive":
-            yield extractive
-            return
-        yield Progress("read", passages=len(extractive.hits))
-        yield from self.reader.write(extractive, turns)  # outside the embedder's lock
-
-    def remember(self, question: str, history: list[str], result: Answer) -> str:
-        """Keep a shown answer (the most recent ones) and return its id."""
-        answer_id = uuid.uuid4().hex[:12]
-        with self._shown_lock:
-            self._shown[answer_id] = Shown(question, tuple(history), result)
-            while len(self._shown) > REMEMBERED:
-                self._shown.popitem(last=False)
-        return answer_id
-
-    def record_feedback(self, answer_id: str, vote: str, comment: str = "", client: str | None = None) -> Feedback:
-        """Append a vote or comment on a shown answer to the feedback file; with a guard, one
-        vote and one comment per answer and ``client``, within the client's feedback limit.
-
-        Raises:
-            KeyError: no answer with that id was shown (or it is too old).
-            ValueError: the vote is not up, down or empty.
-            AlreadyVotedError: the client already sent that on this answer.
-            RateLimitedError: the client is over its feedback limit.
-            OSError: the feedback file cannot be written, or is full (FeedbackFullError).
-        """
-        with self._shown_lock:
-            shown = self._shown[answer_id]
-        if vote not in ("up", "down", ""):
-            raise ValueError(f"A vote is 'up', 'down' or empty, not {vote!r}.")
-        if self.guard is not None and client is not None:
-            self.guard.feedback(client, answer_id, "vote" if vote else "comment")
-        result = shown.result
-        entry = Feedback(
-            answer_id=answer_id,
-            vote=vote,
-            question=shown.question,
-            history=shown.history,
-            answer=result.text,
-            sources=tuple({"n": str(c.n), "article": c.article, "quote": c.quote} for c in result.citations),
-            comment=comment.strip()[:2000],
-            reader=result.reader,
-        )
-        self.feedback.append(entry)
-        return entry
-
-    def articles(self) -> dict[str, IndexedArticle]:
-        """The indexed articles by id, with the text the index was built from (so that the
-        quotes' offsets fall on the quoted words), made once; empty while there is no index."""
-        with self._views_lock:
-            if self._articles is None:
-                try:
-                    self._articles = self._indexed_articles()
-                except ChatbotError as exc:
-                    logger.warning("The articles cannot be shown: %s", exc)
-                    return {}
-            return self._articles
-
-    def _indexed_articles(self) -> dict[str, IndexedArticle]:
-        """The corpus file's text where it is still the indexed one (same content hash), else
-        the text rebuilt from the index's passages."""
-        index = self.retriever.index
-        try:
-            on_disk = load_corpus(self.settings.corpus_dir).by_id()
-        except CorpusError as exc:
-            logger.warning("The corpus cannot be read; the articles are shown from the index: %s", exc)
-            on_disk = {}
-        passages: dict[str, list[Chunk]] = {}
-        for chunk in index.chunks:
-            passages.setdefault(chunk.article_id, []).append(chunk)
-        stored = index.manifest["articles"]
-        views: dict[str, IndexedArticle] = {}
-        for article_id, chunks in passages.items():
-            article = on_disk.get(article_id)
-            if article is not None and article.content_hash == stored.get(article_id, {}).get("hash"):
-                views[article_id] = IndexedArticle(article_id, article.title, article.text)
-            else:
-                text = article_text_from_chunks(chunks)
-                views[article_id] = IndexedArticle(article_id, chunks[0].article_title, text, stale=True)
-        return views
-
-    def passage_of(self, chunk_id: str) -> tuple[int, int]:
-        """Where a passage sits in its article: (its number from 1, the article's passages),
-        from the index, counted once."""
-        with self._views_lock:
-            if self._positions is None:
-                chunks = self.retriever.chunks
-                counts = collections.Counter(c.article_id for c in chunks)
-                self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
-            return self._positions.get(chunk_id, (1, 1))
-
-    @property
-    def mode_label(self) -> str:
-        if isinstance(self.reader, ModelReader):
-            return (
-                f"Lecteur « {self.reader.name} » : réponses rédigées par {self.reader.writer.label}, "
-                "citations vérifiées."
-            )
-        return "Lecteur « extractive » : réponses extraites des articles (phrases citées telles quelles)."
 
 
 def french_error(exc: ChatbotError) -> str:
@@ -873,8 +647,7 @@ def queued(demo: gr.Blocks, service: ChatService) -> gr.Blocks:
     """``demo`` with its queue: a writing reader's own queue shows each user their place and
     caps the wait, so Gradio lets enough questions in for it to do so; answers by quotes take
     milliseconds."""
-    writer = service.reader.writer if isinstance(service.reader, ModelReader) else None
-    return demo.queue(default_concurrency_limit=writer.queue.capacity + 2 if isinstance(writer, LocalWriter) else 4)
+    return demo.queue(default_concurrency_limit=service.concurrency)
 
 
 def launch(

@@ -261,10 +261,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for mode in modes:
         report = reports[mode] = evaluate_retriever(questions, retriever, mode)
         if reader is not None:
-            from chatbot.answer import answer
             from chatbot.evaluation import answer_metrics, answer_metrics_by_kind
+            from chatbot.service import ChatService
 
-            results = [answer(retriever, q.question, q.history, mode=mode, reader=reader) for q in questions]
+            service = ChatService(settings, retriever, reader=reader)
+            results = [service.answer(q.question, q.history, mode=mode) for q in questions]
             report.update(answer_metrics(questions, results, llm=reader.name != "extractive"), reader=reader.name)
             for kind, metrics in answer_metrics_by_kind(questions, results).items():
                 report["by_kind"].setdefault(kind, {}).update(metrics)
@@ -285,11 +286,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     Example: chatbot ask "Quel est le plafond de l'imposition sur les profits à Hong Kong ?" --json
     """
-    from chatbot.answer import answer
-    from chatbot.retrieval import Retriever
+    from chatbot.service import ChatService
 
     reader = _reader(args)  # a wrong reader option is refused before anything loads
-    result = answer(Retriever(_settings(args)), args.question, args.history or (), reader=reader)
+    result = ChatService(_settings(args), reader=reader).answer(args.question, args.history or ())
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -327,9 +327,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("Index missing or out of date: building it first.", file=sys.stderr)
         report = _build_with_progress(settings, rebuild=False, quiet=False)
         print(f"Index built: {report.articles} articles, {report.chunks} chunks.", file=sys.stderr)
-    from chatbot.app import ChatService
     from chatbot.feedback import FeedbackLog
     from chatbot.server import serve
+    from chatbot.service import ChatService
 
     service = ChatService(settings, reader=_reader(args), feedback=FeedbackLog(max_bytes=access.feedback_max_bytes))
     service.retriever.search("démarrage")  # load the model now, not on the first question

@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot.access import Access, Guard, frame_ancestors
 from chatbot.api import error_shape, router
-from chatbot.app import CSS, EMBED_CSS, HEAD, ChatService, build_app, queued
+from chatbot.app import CSS, EMBED_CSS, HEAD, build_app, queued
+from chatbot.service import ChatService
 
 
 class FramePolicy:

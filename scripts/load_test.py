@@ -195,10 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory: dict[str, float] = {}
     writing = args.reader in ("server", "local")
     if url is None:
-        from chatbot.app import ChatService, launch
+        from chatbot.app import launch
         from chatbot.reader import make_reader
         from chatbot.reader.writer import LLMConfig, ModelReader
         from chatbot.retrieval import Retriever
+        from chatbot.service import ChatService
         from chatbot.settings import Settings
 
         settings = Settings()

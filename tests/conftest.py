@@ -21,8 +21,8 @@ from chatbot.settings import Settings
 from .scripted_llm import server  # noqa: F401  (the scripted LLM server fixture)
 
 if TYPE_CHECKING:
-    from chatbot.app import ChatService
     from chatbot.retrieval import Retriever
+    from chatbot.service import ChatService
 
 REPO = Path(__file__).resolve().parent.parent
 # The reader's decline model and floors are fitted on real cosines, not the fake embedder's: no
@@ -155,8 +155,8 @@ def real_retriever(real_settings: Settings) -> Retriever:
 @pytest.fixture(scope="session")
 def chat_service(real_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory) -> ChatService:
     """The chat's service on the real index, its feedback file in a temporary folder."""
-    from chatbot.app import ChatService
     from chatbot.feedback import FeedbackLog
+    from chatbot.service import ChatService
 
     feedback = FeedbackLog(tmp_path_factory.mktemp("feedback") / "feedback.jsonl")
     # What `chatbot serve` embeds before it listens (EmbeddingGemma: about a minute on 2 cores).

@@ -64,10 +64,10 @@ def test_the_content_lists_each_source_with_its_verbatim_quotes(retriever: Retri
 
 def test_the_extension_gives_each_citations_offsets_and_the_articles_url(settings: Settings) -> None:
     from chatbot.answer import answer
-    from chatbot.app import ChatService
     from chatbot.index import build_index
     from chatbot.reader import ExtractiveReader
     from chatbot.retrieval import Retriever
+    from chatbot.service import ChatService
 
     from .conftest import OPEN, FakeEmbedder
 

@@ -12,8 +12,9 @@ import pytest
 from gradio_client import Client
 
 from chatbot.answer import NOT_FOUND
-from chatbot.app import ChatService, answer_text, text_of
+from chatbot.app import answer_text, text_of
 from chatbot.cli import main
+from chatbot.service import ChatService
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from chatbot.app import ChatService, launch
+from chatbot.app import launch
 from chatbot.model_queue import Waiting
 from chatbot.reader import ExtractiveReader
 from chatbot.reader.writer import ModelReader
 from chatbot.retrieval import Retriever
+from chatbot.service import ChatService
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

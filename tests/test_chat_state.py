@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from chatbot.answer import Answer, Progress, answer
-from chatbot.app import ChatService, render_article, respond, shown_turns, turn_at
+from chatbot.app import render_article, respond, shown_turns, turn_at
 from chatbot.conversation import Turn
 from chatbot.feedback import FeedbackLog
 from chatbot.reader import ExtractiveReader
 from chatbot.retrieval import Retriever
+from chatbot.service import ChatService
 from chatbot.settings import Settings
 
 from .conftest import OPEN
@@ -132,7 +133,7 @@ def test_a_vote_does_not_wait_for_another_users_answer(
         release.wait(10)
         return result
 
-    monkeypatch.setattr("chatbot.app.answer", slow_answer)
+    monkeypatch.setattr("chatbot.service.answer", slow_answer)
     other = threading.Thread(target=service.ask, args=("Et la TVA ?", [], 5, "hybrid"))
     other.start()
     try:
@@ -166,17 +167,17 @@ def _at_once(work: Any, threads: int = 4) -> None:
 def test_the_articles_are_read_once_however_many_users_open_them_at_once(
     service: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatbot import app
+    from chatbot import service as service_module
 
     reads: list[Path] = []
-    real = app.load_corpus
+    real = service_module.load_corpus
 
     def slow(folder: Path) -> Any:
         reads.append(folder)
         time.sleep(0.2)
         return real(folder)
 
-    monkeypatch.setattr(app, "load_corpus", slow)
+    monkeypatch.setattr(service_module, "load_corpus", slow)
     _at_once(service.articles)
     assert len(reads) == 1 and set(service.articles()) == {"chine", "linkedin", "twitter"}
 

@@ -11,12 +11,13 @@ import pytest
 
 from chatbot import cli
 from chatbot.answer import answer
-from chatbot.app import ChatService, copy_text, render_answer
+from chatbot.app import copy_text, render_answer
 from chatbot.feedback import FeedbackLog
 from chatbot.index import build_index
 from chatbot.links import encode_directive, text_fragment_url
 from chatbot.reader import ExtractiveReader
 from chatbot.retrieval import Retriever
+from chatbot.service import ChatService
 from chatbot.settings import Settings
 
 from .conftest import OPEN, FakeEmbedder
@@ -89,7 +90,7 @@ def test_ask_json_carries_the_link(
     linked: Retriever, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cli, "_settings", lambda args: linked.settings)
-    monkeypatch.setattr("chatbot.retrieval.Retriever", lambda settings: linked)  # the fake embedder's retriever
+    monkeypatch.setattr("chatbot.service.Retriever", lambda settings: linked)  # the fake embedder's retriever
     monkeypatch.setattr(cli, "_reader", lambda args: ExtractiveReader(OPEN))  # no decline on fake cosines
     assert cli.main(["ask", QUESTION, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -226,7 +226,6 @@ def test_answer_settings_refuse_nonsense() -> None:
         AnswerSettings(margin=-0.1)
 
 
-
 def test_cli_refuses_the_server_reader_without_a_server(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

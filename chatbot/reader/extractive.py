@@ -174,7 +174,7 @@ def read_models(text: str) -> dict[str, ReaderModel]:
     """
     raw = json.loads(text)
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
-        raise ValueError("not a reader models file (expected {\"feature_version\": …, \"models\": [...]})")
+        raise ValueError('not a reader models file (expected {"feature_version": …, "models": [...]})')
     models = [ReaderModel.from_dict(entry) for entry in raw["models"]]
     return {model.embedder: model for model in models}
 
