@@ -54,6 +54,7 @@ TEXT = {
         "queue": "En attente du modèle : {position}ᵉ dans la file (environ {seconds} s)…",
         "queue_next": "En attente du modèle : vous êtes le prochain (environ {seconds} s)…",
         "write": "Rédaction de la réponse à partir de {n} passages…",
+        "written": "{words} mots rédigés ; la réponse s’affiche une fois ses citations vérifiées.",
         "sources": "Sources",
         "closest": "Les articles n’en parlent pas directement ; le passage le plus proche :",
         "closest_label": "Passage le plus proche (ce n’est pas une réponse)",
@@ -71,6 +72,7 @@ TEXT = {
         "queue": "Waiting for the model: number {position} in line (about {seconds} s)…",
         "queue_next": "Waiting for the model: you are next (about {seconds} s)…",
         "write": "Writing the answer from {n} passages…",
+        "written": "{words} words written; the answer shows once its citations are checked.",
         "sources": "Sources",
         "closest": "The articles do not address this directly; the closest passage:",
         "closest_label": "Closest passage (not an answer)",
@@ -88,7 +90,7 @@ CSS = """
 #conversation { height: calc(100vh - 300px) !important; min-height: 380px; }
 #article-view .article-scroll { max-height: calc(100vh - 240px); overflow-y: auto; padding: 0 8px 0 4px; }
 .answer-text { margin: 0 0 .5em 0; }
-.answer .progress, #chat-status { font-style: italic; color: #374151; }
+.answer .progress, .answer .progress-detail, #chat-status { font-style: italic; color: #374151; }
 .answer .note { font-size: .9em; color: #374151; }
 .answer button.cite { border: 0; background: none; color: #1d4ed8; text-decoration: underline; cursor: pointer;
   padding: 0 1px; font: inherit; }
@@ -401,7 +403,9 @@ def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
     )
 
 
-def render_progress(progress: Progress, lang: str, partial: str = "") -> str:
+def render_progress(progress: Progress, lang: str, written: str = "") -> str:
+    """What is happening while an answer is prepared. A model's text being ``written`` is never
+    shown (the check may still remove its claims): only how far it has got."""
     words = TEXT[lang]
     if progress.stage == "queue":
         template = words["queue_next"] if progress.position <= 1 else words["queue"]
@@ -410,8 +414,9 @@ def render_progress(progress: Progress, lang: str, partial: str = "") -> str:
         status = words[progress.stage].format(n=progress.passages)
     else:
         status = words["search"]
-    text = f'<p class="answer-text">{shown(partial)}</p>' if partial else ""
-    return f'<div class="answer" lang="{lang}">{text}<p class="progress" role="status">{status}</p></div>'
+    count = len(written.split())
+    done = f'<p class="progress-detail">{words["written"].format(words=count)}</p>' if count else ""
+    return f'<div class="answer" lang="{lang}"><p class="progress" role="status">{status}</p>{done}</div>'
 
 
 STALE_ARTICLE = (

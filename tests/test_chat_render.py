@@ -76,8 +76,9 @@ def test_progress_says_what_is_happening_and_how_long_a_wait_will_be() -> None:
     assert "Lecture de 5 passages" in render_progress(Progress("read", passages=5), "fr")
     assert "3ᵉ dans la file (environ 17 s)" in render_progress(Progress("queue", position=3, expected_s=16.6), "fr")
     assert "you are next" in render_progress(Progress("queue", position=1, expected_s=4), "en")
-    partial = render_progress(Progress("write", passages=2), "fr", "<b>L'imposition")
-    assert "&lt;b&gt;L'imposition" in partial and "Rédaction de la réponse" in partial
+    partial = render_progress(Progress("write", passages=2), "fr", "<b>L'imposition est plafonnée")
+    assert "Rédaction de la réponse" in partial and "3 mots rédigés" in partial
+    assert "imposition" not in partial  # a model's text is shown only once checked
 
 
 def test_the_article_view_marks_the_quoted_spans_and_skips_those_that_no_longer_fit(

@@ -195,3 +195,17 @@ def test_llama_cpp_errors_fall_back_to_the_quoted_answer(retriever: Retriever, e
     assert result.mode == "extractive" and not result.abstained
     assert result.note.startswith("Réponse extraite des articles") and type(error).__name__ in result.note
     assert result.citations and all(c.is_valid() for c in result.citations)
+
+
+def test_the_chat_shows_a_models_text_only_once_checked(
+    server: ScriptedServer, retriever: Retriever, config: LLMConfig
+) -> None:
+    from chatbot.app import respond
+    from chatbot.service import ChatService
+
+    server.script = "unknown"  # the model adds «Les licornes volent [9].», which the check removes
+    reader = ModelReader(ServerWriter(config), ExtractiveReader(OPEN))
+    service = ChatService(retriever.settings, retriever, reader=reader)
+    shown = [str(history[-1]["content"]) for _, history, _ in respond(service, QUESTION, [], [], 5, "hybrid")]
+    assert any("mots rédigés" in message for message in shown)  # the writing was followed
+    assert "16,5%" in shown[-1] and not any("licornes" in message for message in shown)
