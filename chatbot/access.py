@@ -2,7 +2,8 @@
 (with the ``limits`` package), one vote per answer and client, and who may frame the chat.
 
 Everything is read from the environment (or files it names) by :meth:`Access.from_env`, so
-that no secret ever sits on a command line:
+that no secret ever sits on a command line (the CLI's own secret options, ``--llm-api-key`` and
+``--milvus-token``, take ``@/path`` and warn when given a secret itself):
 
 - ``CHATBOT_API_KEYS``: the bearer tokens that may call ``/v1`` (a comma list, or ``@/path``
   to a file with one key a line); unset: ``/v1`` is open.
@@ -75,6 +76,28 @@ def read_logins(value: str | None) -> tuple[tuple[str, str], ...]:
             raise UsageError("CHATBOT_AUTH holds user:password pairs, each with a user and a non-empty password.")
         logins.append((user.strip(), password))
     return tuple(logins)
+
+
+def read_secret(value: str | None, what: str) -> str | None:
+    """A secret given as itself or as ``@/path`` (the file's first non-blank line); ``None``
+    when unset or blank.
+
+    Raises:
+        UsageError: the file cannot be read or holds nothing.
+    """
+    text = (value or "").strip()
+    if not text.startswith("@"):
+        return text or None
+    items = read_list(text, what)
+    if not items:
+        raise UsageError(f"The {what} file {text[1:]} holds no value.")
+    return items[0]
+
+
+def exposed_secrets(options: Mapping[str, str | None]) -> list[str]:
+    """The options among ``options`` (name → value given on the command line) whose value is a
+    secret written out, visible to every user of the machine (``ps``), rather than ``@file``."""
+    return [name for name, value in options.items() if value and not value.strip().startswith("@")]
 
 
 def parse_limit(value: str, name: str) -> tuple[RateLimitItem, ...]:

@@ -13,6 +13,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatbot.access import exposed_secrets, read_secret
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError, UsageError
 from chatbot.local_model import MODELS
 from chatbot.settings import BACKENDS, MODES, READERS, Settings
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_INDEX = 2
 EXIT_UNREADABLE = 2  # chatbot import: a file could not be read at all
+LLM_KEY_HELP = "API key if the server needs one, as @/path/to/file (env CHATBOT_LLM_API_KEY)"
 EXIT_USAGE = 64
 
 
@@ -46,7 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             reranker=getattr(args, "reranker", None),
             backend=args.backend or os.environ.get("CHATBOT_BACKEND") or None,
             milvus_uri=args.milvus_uri or os.environ.get("CHATBOT_MILVUS_URI") or None,
-            milvus_token=args.milvus_token or os.environ.get("CHATBOT_MILVUS_TOKEN") or None,
+            milvus_token=read_secret(args.milvus_token or os.environ.get("CHATBOT_MILVUS_TOKEN"), "--milvus-token"),
             milvus_collection=os.environ.get("CHATBOT_MILVUS_COLLECTION") or None,  # the prefix: docs/milvus.md
         )
     except ValueError as exc:  # the settings' own validation: the options are wrong
@@ -63,7 +65,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     Example: chatbot index --corpus corpus/ --index index/ --rebuild
              chatbot index --enrich local --local-model qwen2.5-coder-1.5b
-             chatbot index --backend milvus --milvus-uri http://milvus:19530 --milvus-token user:password
+             chatbot index --backend milvus --milvus-uri http://milvus:19530 --milvus-token @~/.milvus-token
     """
     settings = _settings(args)
     report = _build_with_progress(settings, rebuild=args.rebuild, quiet=args.json)
@@ -484,7 +486,8 @@ def cmd_reader_fit(args: argparse.Namespace) -> int:
 def _llm(args: argparse.Namespace) -> LLMConfig | None:
     from chatbot.reader.writer import LLMConfig
 
-    config = LLMConfig.from_env(args.llm_url, args.llm_model, args.llm_api_key)
+    key = read_secret(args.llm_api_key or os.environ.get("CHATBOT_LLM_API_KEY"), "--llm-api-key")
+    config = LLMConfig.from_env(args.llm_url, args.llm_model, key)
     return replace(config, timeout=args.llm_timeout) if config else None
 
 
@@ -519,7 +522,7 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--llm-url", help="base URL, e.g. http://127.0.0.1:11434/v1 (env CHATBOT_LLM_URL)")
     group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
-    group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
+    group.add_argument("--llm-api-key", help=LLM_KEY_HELP)
     group.add_argument("--llm-timeout", type=float, default=30.0, help="seconds before falling back (default 30)")
 
 
@@ -548,7 +551,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--milvus-uri",
         help="a Milvus Lite file (default <index>/milvus.db) or a server, http://host:19530; env CHATBOT_MILVUS_URI",
     )
-    group.add_argument("--milvus-token", help="«user:password» or an API key; env CHATBOT_MILVUS_TOKEN")
+    group.add_argument(
+        "--milvus-token",
+        help="«user:password» or an API key, as @/path/to/file (env CHATBOT_MILVUS_TOKEN)",
+    )
 
 
 def _retrieval_options(parser: argparse.ArgumentParser) -> None:
@@ -593,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--local-model", choices=list(MODELS), help="the local model (default: the 1.5B when installed)")
     group.add_argument("--llm-url", help="OpenAI-compatible base URL (env CHATBOT_LLM_URL)")
     group.add_argument("--llm-model", help="model name (env CHATBOT_LLM_MODEL)")
-    group.add_argument("--llm-api-key", help="API key if the server needs one (env CHATBOT_LLM_API_KEY)")
+    group.add_argument("--llm-api-key", help=LLM_KEY_HELP)
     group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per sentence (default 120)")
 
     p = add("import", cmd_import)
@@ -675,6 +681,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    secrets = {f"--{name.replace('_', '-')}": getattr(args, name, None) for name in ("llm_api_key", "milvus_token")}
+    for option in exposed_secrets(secrets):
+        env = "CHATBOT_" + option[2:].replace("-", "_").upper()
+        print(
+            f"warning: the secret given to {option} is visible to every user of this machine (ps); "
+            f"set {env} or pass {option} @/path/to/file instead",
+            file=sys.stderr,
+        )
     try:
         return int(args.func(args))
     except IndexStateError as exc:

@@ -103,3 +103,33 @@ def test_the_feedback_file_stops_growing_at_its_cap(tmp_path: Path) -> None:
             written += 1
     assert 1 <= written < 10 and (tmp_path / "feedback.jsonl").stat().st_size <= 600
     assert len(list(log.read())) == written
+
+
+def test_secret_options_read_a_file_and_warn_when_written_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbot import cli
+
+    key = tmp_path / "key"
+    key.write_text("\n  sk-from-file \n", encoding="utf-8")
+    seen: list[str | None] = []
+    monkeypatch.setattr(cli, "cmd_ask", lambda args: seen.append(cli._llm(args).api_key) or 0)  # type: ignore[union-attr]
+    common = ["ask", "Bonjour ?", "--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m"]
+    assert cli.main([*common, "--llm-api-key", f"@{key}"]) == 0
+    assert seen == ["sk-from-file"] and "warning" not in capsys.readouterr().err
+    assert cli.main([*common, "--llm-api-key", "sk-literal"]) == 0
+    err = capsys.readouterr().err
+    assert seen[-1] == "sk-literal" and "--llm-api-key is visible" in err and "CHATBOT_LLM_API_KEY" in err
+    assert "sk-literal" not in err  # the warning does not repeat the secret
+    assert cli.main([*common, "--llm-api-key", f"@{tmp_path / 'missing'}"]) == cli.EXIT_USAGE
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_the_milvus_token_is_read_from_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatbot import cli
+
+    token = tmp_path / "token"
+    token.write_text("user:secret\n", encoding="utf-8")
+    monkeypatch.setenv("CHATBOT_MILVUS_TOKEN", f"@{token}")
+    args = cli.build_parser().parse_args(["search", "Hong Kong", "--backend", "milvus"])
+    assert cli._settings(args).milvus_token == "user:secret"

@@ -55,13 +55,21 @@ class LLMConfig:
 
     @classmethod
     def from_env(cls, url: str | None = None, model: str | None = None, api_key: str | None = None) -> LLMConfig | None:
-        """Options first, then CHATBOT_LLM_URL / CHATBOT_LLM_MODEL / CHATBOT_LLM_API_KEY; None when unset."""
+        """Options first, then CHATBOT_LLM_URL / CHATBOT_LLM_MODEL / CHATBOT_LLM_API_KEY (a key or
+        ``@/path``); None when unset.
+
+        Raises:
+            UsageError: the key's file cannot be read.
+        """
         url = url or os.environ.get("CHATBOT_LLM_URL")
         model = model or os.environ.get("CHATBOT_LLM_MODEL")
         if not url or not model:
             return None
         context = os.environ.get("CHATBOT_LLM_CONTEXT", "passages")
-        return cls(url=url, model=model, api_key=api_key or os.environ.get("CHATBOT_LLM_API_KEY"), context=context)
+        from chatbot.access import read_secret
+
+        key = api_key or read_secret(os.environ.get("CHATBOT_LLM_API_KEY"), "CHATBOT_LLM_API_KEY")
+        return cls(url=url, model=model, api_key=key, context=context)
 
 
 class Writer(Protocol):
