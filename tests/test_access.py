@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,7 +114,14 @@ def test_secret_options_read_a_file_and_warn_when_written_out(
     key = tmp_path / "key"
     key.write_text("\n  sk-from-file \n", encoding="utf-8")
     seen: list[str | None] = []
-    monkeypatch.setattr(cli, "cmd_ask", lambda args: seen.append(cli._llm(args).api_key) or 0)  # type: ignore[union-attr]
+
+    def ask(args: Any) -> int:
+        """Record the key the reader would use."""
+        config = cli._llm(args)
+        seen.append(config.api_key if config else None)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_ask", ask)
     common = ["ask", "Bonjour ?", "--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m"]
     assert cli.main([*common, "--llm-api-key", f"@{key}"]) == 0
     assert seen == ["sk-from-file"] and "warning" not in capsys.readouterr().err
