@@ -26,7 +26,15 @@ from starlette.concurrency import run_in_threadpool
 
 from chatbot.access import Guard, client_id
 from chatbot.answer import Answer, Citation, Progress, Sentence
-from chatbot.errors import AlreadyVotedError, ChatbotError, QuestionError, RateLimitedError
+from chatbot.errors import (
+    AlreadyVotedError,
+    BackendError,
+    ChatbotError,
+    IndexStateError,
+    ModelError,
+    QuestionError,
+    RateLimitedError,
+)
 from chatbot.links import text_fragment_url
 from chatbot.reader import ModelReader
 from chatbot.retrieval import clean_question
@@ -312,7 +320,7 @@ def stream_events(service: ChatService, request: Asked) -> Iterator[bytes]:
                 yield chunk({}, "stop", chatbot=extension(service, item, answer_id))
     except ChatbotError as exc:  # after the first event the status is sent: the error is an event
         logger.warning("Streamed question failed: %s", exc)
-        yield _event(ApiError(500, str(exc), "server_error", "answer_failed").body())
+        yield _event(failed(exc).body())
     yield b"data: [DONE]\n\n"
 
 
@@ -363,6 +371,20 @@ async def read_body(request: Request, limit: int) -> Any:
         raise invalid(f"The request body is not JSON: {exc}.", "invalid_json") from exc
 
 
+def failed(exc: ChatbotError) -> ApiError:
+    """A question the server could not answer, told by its kind: the detail (paths, hosts) is
+    the server's log's, never the client's."""
+    if isinstance(exc, IndexStateError):
+        message = "The articles' index is missing, damaged or being replaced; the operator must rebuild it."
+    elif isinstance(exc, BackendError):
+        message = "The search engine does not answer; try again later."
+    elif isinstance(exc, ModelError):
+        message = "The embedding model could not be loaded; the operator must check the server."
+    else:
+        message = "The question could not be answered; try again later."
+    return ApiError(500, message, "server_error", "answer_failed")
+
+
 def limited(exc: RateLimitedError) -> ApiError:
     return ApiError(429, str(exc), "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(exc.retry_after)})
 
@@ -397,7 +419,7 @@ def router(service: ChatService, guard: Guard) -> APIRouter:
                 return JSONResponse(await run_in_threadpool(complete, service, wanted))
             except ChatbotError as exc:
                 logger.warning("Question failed: %s", exc)
-                raise ApiError(500, str(exc), "server_error", "answer_failed") from exc
+                raise failed(exc) from exc
         except ApiError as exc:
             return exc.response()
 
@@ -422,7 +444,9 @@ def router(service: ChatService, guard: Guard) -> APIRouter:
             except RateLimitedError as exc:
                 raise limited(exc) from exc
             except OSError as exc:
-                raise ApiError(507, f"The feedback was not written: {exc}", "server_error", "feedback_full") from exc
+                logger.warning("Feedback not written: %s", exc)
+                raise ApiError(507, "The feedback was not written: the server's feedback file is full or cannot "
+                               "be written.", "server_error", "feedback_full") from exc  # fmt: skip
             return JSONResponse({"ok": True})
         except ApiError as exc:
             return exc.response()

@@ -64,7 +64,7 @@ def test_the_content_lists_each_source_with_its_verbatim_quotes(retriever: Retri
 
 def test_the_extension_gives_each_citations_offsets_and_the_articles_url(settings: Settings) -> None:
     from chatbot.answer import answer
-    from chatbot.index import build_index
+    from chatbot.backends import build_index
     from chatbot.reader import ExtractiveReader
     from chatbot.retrieval import Retriever
     from chatbot.service import ChatService
@@ -90,3 +90,32 @@ def test_the_extension_gives_each_citations_offsets_and_the_articles_url(setting
     text = service.articles()["chine"].text
     for c in hong_kong:
         assert text[c["article_start"] : c["article_end"]] == c["quote"]
+
+
+def test_a_server_error_tells_the_client_its_kind_and_never_a_server_path(
+    tmp_path: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pathlib import Path
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from chatbot.access import Access, Guard
+    from chatbot.api import router
+    from chatbot.reader import ExtractiveReader
+    from chatbot.service import ChatService
+
+    from .conftest import OPEN
+
+    hidden = Path(str(tmp_path)) / "srv-private-folder"
+    settings = Settings(corpus_dir=hidden / "corpus", index_dir=hidden / "index", model="fake")
+    app = FastAPI()
+    app.include_router(router(ChatService(settings, reader=ExtractiveReader(OPEN)), Guard(Access())))
+    body = {"model": "extractive", "messages": [{"role": "user", "content": "Quel est le plafond à Hong Kong ?"}]}
+    with TestClient(app) as client:
+        plain = client.post("/v1/chat/completions", json=body)
+        streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
+    assert plain.status_code == 500 and plain.json()["error"]["code"] == "answer_failed"
+    assert "index" in plain.json()["error"]["message"] and "answer_failed" in streamed.text
+    assert "srv-private-folder" not in plain.text + streamed.text  # told by its kind
+    assert "srv-private-folder" in caplog.text  # the detail is the server log's
