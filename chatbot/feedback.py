@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import FeedbackFullError
+from chatbot.jsonl import append_line, read_objects
 
 DEFAULT_PATH = Path("data/feedback.jsonl")
 
@@ -46,7 +47,8 @@ class Feedback:
 
 
 class FeedbackLog:
-    """Appends feedback to a JSONL file, one line per vote or comment (thread-safe)."""
+    """Appends feedback to a JSONL file, one line per vote or comment (thread-safe; each line
+    written whole and synced, :mod:`chatbot.jsonl`)."""
 
     def __init__(self, path: Path | None = None, max_bytes: int | None = None) -> None:
         self.path = feedback_path(path)
@@ -58,35 +60,26 @@ class FeedbackLog:
         :class:`~chatbot.errors.FeedbackFullError` (an ``OSError``) once it holds ``max_bytes``."""
         line = json.dumps(asdict(feedback), ensure_ascii=False)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            size = self.path.stat().st_size if self.path.exists() else 0
-            if self.max_bytes is not None and size + len(line.encode()) + 1 > self.max_bytes:
+            if not append_line(self.path, line, self.max_bytes):
+                size = self.path.stat().st_size
                 raise FeedbackFullError(f"The feedback file {self.path} holds {size} bytes (cap {self.max_bytes}).")
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write(line + "\n")
 
     def read(self) -> Iterator[Feedback]:
         """Every readable line, oldest first; lines that are not feedback are skipped. Fields
         this version does not know (written by a newer one) are ignored and missing ones take
         their default, so that adding a field never hides the lines written before."""
-        if not self.path.is_file():
-            return
-        with self.path.open(encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                entry = _entry(line)
-                if entry is not None:
-                    yield entry
+        for raw in read_objects(self.path):
+            entry = _entry(raw) if raw is not None else None
+            if entry is not None:
+                yield entry
 
 
 _FIELDS = frozenset(f.name for f in fields(Feedback))
 
 
-def _entry(line: str) -> Feedback | None:
-    """The feedback on one line, or ``None`` when the line is not feedback."""
+def _entry(raw: dict[str, Any]) -> Feedback | None:
+    """The feedback of one line's object, or ``None`` when it is not feedback."""
     try:
-        raw = json.loads(line)
-        if not isinstance(raw, dict):
-            return None
         known: dict[str, Any] = {key: value for key, value in raw.items() if key in _FIELDS}
         known["history"] = tuple(str(h) for h in known.get("history") or ())
         known["sources"] = tuple(dict(s) for s in known.get("sources") or ())
