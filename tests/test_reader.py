@@ -10,9 +10,9 @@ import pytest
 
 from chatbot import analysis
 from chatbot.answer import AnswerSettings, answer
+from chatbot.backends import build_index
 from chatbot.chunking import Chunk
 from chatbot.errors import ReaderModelError
-from chatbot.index import build_index
 from chatbot.question import analyze_question, holds, mentions
 from chatbot.reader import ExtractiveReader, make_reader
 from chatbot.reader.extractive import (
@@ -431,6 +431,19 @@ def test_a_count_is_of_the_asked_thing_in_the_articles_own_words() -> None:
     assert not names_alike(["employés"], "Huawei a vendu 100 millions de smartphones depuis janvier.")
     assert not names_alike(["employés"], "88 % des entreprises ne sont pas sur LinkedIn.")
     assert not names_alike(["xqzw"], "30 millions de consommateurs")  # no vector: matches nothing
+
+
+def test_looking_words_up_never_grows_the_vocabulary() -> None:
+    """A public server reads whatever anyone types: no word it looks up is kept."""
+    from chatbot.synonyms import _vocab
+
+    vocab = _vocab()
+    assert vocab is not None
+    before = (len(vocab.strings), len(vocab))
+    typed = " ".join(f"motinventé{n} blorpf{n}" for n in range(50))
+    assert not names_alike([f"zqx{n}" for n in range(50)] + ["clients"], typed)
+    assert names_alike(["clients"], typed + " consommateurs")
+    assert (len(vocab.strings), len(vocab)) == before
 
 
 def test_a_first_quote_that_announces_a_list_brings_it_from_the_next_passage(tmp_path: Path) -> None:
