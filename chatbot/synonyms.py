@@ -66,7 +66,8 @@ def names_alike(words: Iterable[str], text: str, threshold: float = ALIKE) -> bo
 
 def _unit_vectors(vectors: Any, words: set[str]) -> np.ndarray:
     """The unit vectors of those of ``words`` that have one (rows in no particular order)."""
-    from spacy.strings import hash_string  # type: ignore[attr-defined]  (a Cython function)
+    # hash_string is a Cython function the stubs do not list.
+    from spacy.strings import hash_string  # type: ignore[attr-defined]
 
     keys = [key for key in (hash_string(w) for w in sorted(words)) if key in vectors]
     if not keys:
