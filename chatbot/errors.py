@@ -68,6 +68,11 @@ class LocalModelError(ChatbotError):
     the message names the fix."""
 
 
+class LanguageModelFailedError(ChatbotError):
+    """The language model failed while writing (llama.cpp: the prompt past its context window,
+    a decoding error); the reader answers with the extractive answer instead."""
+
+
 class ModelBusyError(ChatbotError):
     """A language model cannot take the question now (queue full, waited too long, too slow);
     the reader answers with the extractive answer instead."""

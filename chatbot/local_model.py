@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from chatbot.errors import LocalModelError
+from chatbot.errors import LanguageModelFailedError, LocalModelError
 from chatbot.model_queue import ModelQueue, Waiting
 
 logger = logging.getLogger(__name__)
@@ -273,13 +273,23 @@ class LocalModel:
         Raises:
             LocalModelError: the model cannot be loaded.
             TimeoutError: the deadline passed before the reply ended.
+            LanguageModelFailedError: llama.cpp failed (context window exceeded, decoding).
         """
         llama = self.load()
-        events = llama.create_chat_completion(
-            messages=list(messages), stream=True, temperature=0.0, max_tokens=max_tokens
-        )
+        try:  # only llama.cpp's own calls: its ValueError / RuntimeError are the model's failures
+            events = llama.create_chat_completion(
+                messages=list(messages), stream=True, temperature=0.0, max_tokens=max_tokens
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LanguageModelFailedError(f"llama.cpp: {exc}") from exc
         try:
-            for event in events:
+            while True:
+                try:
+                    event = next(events)
+                except StopIteration:
+                    return
+                except (ValueError, RuntimeError) as exc:
+                    raise LanguageModelFailedError(f"llama.cpp: {exc}") from exc
                 delta = event["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatbot.answer import answer, stream
-from chatbot.index import build_index
+from chatbot.backends import build_index
 from chatbot.reader import ExtractiveReader
 from chatbot.reader.prompt import SYSTEM_PROMPT, Excerpt, build_messages
 from chatbot.reader.writer import LLMConfig, ModelReader, ServerWriter
@@ -174,27 +175,56 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert LLMConfig.from_env(model="other").model == "other"
 
 
-class _FailingWriter:
-    """A writer failing as llama.cpp does: ValueError (prompt past the context window), RuntimeError."""
-
-    label = "failing"
+class _FailingLlama:
+    """llama.cpp failing as it does: ValueError (prompt past the context window) at the call,
+    RuntimeError (a decoding error) in the middle of the reply."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def write(self, messages: list[dict[str, str]], max_tokens: int):  # type: ignore[no-untyped-def]
-        raise self.error
-        yield ""
+    def create_chat_completion(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        if isinstance(self.error, ValueError):
+            raise self.error
+
+        def events() -> Iterator[dict[str, Any]]:
+            yield {"choices": [{"delta": {"content": "À Hong Kong, "}}]}
+            raise self.error
+
+        return events()
+
+
+def _local_reader(llama: Any) -> ModelReader:
+    from chatbot.local_model import MODELS, LocalModel, LocalWriter
+    from chatbot.model_queue import ModelQueue
+
+    model = LocalModel(MODELS["qwen2.5-coder-0.5b"])
+    model._llama = llama  # the model "loaded": its calls are the fake's
+    return ModelReader(LocalWriter(model, ModelQueue(2, 5.0)), ExtractiveReader(OPEN), "local")
 
 
 @pytest.mark.parametrize(
     "error", [ValueError("Requested tokens exceed context window"), RuntimeError("llama_decode -3")]
 )
 def test_llama_cpp_errors_fall_back_to_the_quoted_answer(retriever: Retriever, error: Exception) -> None:
-    result = answer(retriever, QUESTION, [], reader=ModelReader(_FailingWriter(error), ExtractiveReader(OPEN)))  # type: ignore[arg-type]
+    result = answer(retriever, QUESTION, [], reader=_local_reader(_FailingLlama(error)))
     assert result.mode == "extractive" and not result.abstained
     assert result.note.startswith("Réponse extraite des articles") and type(error).__name__ in result.note
     assert result.citations and all(c.is_valid() for c in result.citations)
+
+
+class _BuggyWriter:
+    """Our own code between the reader and the model (a queue, a wrapper) failing on a bug."""
+
+    label = "buggy"
+
+    def write(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        yield "À Hong Kong, "
+        raise ValueError("a bug of ours, not the model's failure")
+
+
+def test_a_bug_of_ours_while_a_model_writes_is_not_turned_into_a_fallback(retriever: Retriever) -> None:
+    with pytest.raises(ValueError, match="a bug of ours"):
+        answer(retriever, QUESTION, [], reader=ModelReader(_BuggyWriter(), ExtractiveReader(OPEN)))
 
 
 def test_the_chat_shows_a_models_text_only_once_checked(

@@ -15,11 +15,11 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
-from chatbot.errors import ChatbotError, ModelBusyError
+from chatbot.errors import ChatbotError, LanguageModelFailedError, ModelBusyError
 from chatbot.model_queue import Waiting
 from chatbot.question import analyze_question
 from chatbot.reader.check import check_answer, copies_its_quotes, says_not_found
@@ -150,18 +150,25 @@ def generate(
     messages = build_messages(extractive.question, passages, extractive.lang, turns)
     written = ""
     yield Progress("write", passages=len(passages))
+    replies = writer.write(messages, max_tokens)
     try:
-        for item in writer.write(messages, max_tokens):
+        while True:
+            try:  # only the model's call: an error of the code around it is a bug, not a fallback
+                item = next(replies)
+            except StopIteration:
+                break
+            except (ChatbotError, TimeoutError, OpenAIError, OSError) as exc:
+                logger.warning("The language model failed, serving the extractive answer: %s", exc)
+                yield _fallback(extractive, _why(exc))
+                return
             if isinstance(item, Waiting):
                 yield Progress("queue", position=item.position, expected_s=item.expected_s)
             else:
                 written += item
                 yield written
-    except (ChatbotError, TimeoutError, OpenAIError, OSError, ValueError, RuntimeError) as exc:
-        # llama.cpp raises ValueError (context window exceeded) and RuntimeError (decode failed).
-        logger.warning("The language model failed, serving the extractive answer: %s", exc)
-        yield _fallback(extractive, _why(exc))
-        return
+    finally:
+        if isinstance(replies, Generator):
+            replies.close()  # a stopped answer closes the model's stream
     if says_not_found(written):
         yield replace(
             extractive, text=NOT_FOUND.get(extractive.lang, NOT_FOUND["fr"]), abstained=True, citations=(),
@@ -210,7 +217,9 @@ def _why(exc: Exception) -> tuple[str, str]:
         return "busy", str(exc)
     if isinstance(exc, TimeoutError):
         return "timeout", ""
-    return "error", exc.__class__.__name__
+    if isinstance(exc, LanguageModelFailedError) and exc.__cause__ is not None:
+        return "error", type(exc.__cause__).__name__  # llama.cpp's own error
+    return "error", type(exc).__name__
 
 
 def _fallback(extractive: Answer, why: tuple[str, str], dropped: int = 0) -> Answer:
