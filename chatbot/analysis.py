@@ -33,7 +33,7 @@ def fold_accents(text: str) -> str:
 # Question words carry no topic; bm25s' list (NLTK's) lacks them.
 _QUESTION_WORDS = {"combien", "comment", "pourquoi", "quand", "ou", "quel", "quelle", "quels", "quelles", "est-ce"}
 _STOP_WORDS = (frozenset(fold_accents(w) for w in STOPWORDS_FRENCH) | {"a"} | _QUESTION_WORDS) - {"ete"}
-STOP_WORDS = _STOP_WORDS  # accent-folded; also given to Milvus's analyzer (chatbot.milvus_backend)
+STOP_WORDS = _STOP_WORDS  # accent-folded; also given to Milvus's analyzer (chatbot.backends.milvus_store)
 
 
 # Function words that belong to one language only (bm25s' lists; «a» is also French).

@@ -74,7 +74,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="chatbot-bench-") as tmp:
         local = replace(settings, index_dir=Path(tmp) / "index")
         if settings.backend == "milvus":
-            from chatbot.milvus_backend import is_lite
+            from chatbot.backends.milvus_store import is_lite
 
             uri = settings.milvus_uri
             local = replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -99,6 +100,24 @@ def chunk_article(article: Article, chunk_size: int, chunk_overlap: int) -> list
         )
         previous_start, previous_end = start, start + len(piece)
     return chunks
+
+
+def article_text_from_chunks(chunks: Sequence[Chunk]) -> str:
+    """An article's text as the index holds it, rebuilt from its chunks: every chunk's text at
+    its offsets, so that offsets into the article fall on the same words. The spaces between
+    two chunks, which the chunks do not keep, come back as a line break (two or more) or a
+    space (one)."""
+    out: list[str] = []
+    end = 0
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        if chunk.start > end:
+            gap = chunk.start - end
+            out.append("\n" * gap if gap > 1 else " ")
+            end = chunk.start
+        if chunk.end > end:
+            out.append(chunk.text[end - chunk.start :])
+            end = chunk.end
+    return "".join(out)
 
 
 def _locate(text: str, piece: str, previous_start: int, previous_end: int, overlap: int) -> int:

@@ -19,8 +19,8 @@ from chatbot.local_model import MODELS
 from chatbot.settings import BACKENDS, MODES, READERS, Settings
 
 if TYPE_CHECKING:
+    from chatbot.backends.build import BuildReport
     from chatbot.chunking import Chunk
-    from chatbot.index import BuildReport
     from chatbot.reader import Reader
     from chatbot.reader.writer import LLMConfig, Writer
 

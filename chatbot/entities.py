@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from chatbot.backends.build import write_cache
 from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
-from chatbot.index import write_cache
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from chatbot import analysis
-from chatbot.backends import Ranking, SearchBackend, load_backend
+from chatbot.backends import load_backend
+from chatbot.backends.base import Ranking, SearchBackend
 from chatbot.chunking import Chunk
 from chatbot.errors import EmptyQuestionError, ModelError, QuestionTooLongError
 from chatbot.settings import Mode, Settings

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from chatbot import synonyms
 from chatbot.access import Guard
 from chatbot.answer import Answer, Progress, answer
-from chatbot.chunking import Chunk
+from chatbot.chunking import Chunk, article_text_from_chunks
 from chatbot.corpus import load_corpus
 from chatbot.errors import ChatbotError, CorpusError
 from chatbot.feedback import Feedback, FeedbackLog
-from chatbot.index import article_text_from_chunks
 from chatbot.local_model import LocalWriter
 from chatbot.reader import Reader, make_reader
 from chatbot.reader.writer import LLMConfig, ModelReader

@@ -75,7 +75,7 @@ class Settings:
     # under 1 ms at 110k-1M vectors (docs/scale.md); the model takes 20 ms a question anyway.
     hnsw_ef_search: int = 256
     # Where the index lives: "local" (FAISS and bm25s files in ``index_dir``) or "milvus"
-    # (chatbot.milvus_backend; docs/milvus.md). ``milvus_uri``: a Milvus Lite file
+    # (chatbot.backends.milvus; docs/milvus.md). ``milvus_uri``: a Milvus Lite file
     # (default ``<index_dir>/milvus.db``) or a server, ``http://host:19530``, with
     # ``milvus_token`` («user:password» or an API key). ``milvus_collection`` prefixes the
     # collections' names, so that several indexes share one server.

@@ -13,9 +13,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from chatbot.backends import build_index
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluation import Question, evaluate_retriever, format_table, load_questions
-from chatbot.index import build_index
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 

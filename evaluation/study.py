@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from chatbot.answer import answer
+from chatbot.backends import build_index
 from chatbot.embedding import SentenceTransformerEmbedder
 from chatbot.evaluation import answer_metrics, answer_metrics_by_kind, evaluate_retriever, load_questions
-from chatbot.index import build_index
 from chatbot.reader import ExtractiveReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings

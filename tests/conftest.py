@@ -122,7 +122,7 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 @pytest.fixture
 def retriever(settings: Settings) -> Retriever:
     """The tiny corpus indexed with the fake embedder."""
-    from chatbot.index import build_index
+    from chatbot.backends import build_index
     from chatbot.retrieval import Retriever
 
     build_index(settings, FakeEmbedder())
@@ -137,8 +137,8 @@ def embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The real corpus indexed with the default packaged model, once per test session."""
+    from chatbot.backends import build_index
     from chatbot.embedding import SentenceTransformerEmbedder
-    from chatbot.index import build_index
 
     settings = Settings(corpus_dir=REPO / "corpus", index_dir=tmp_path_factory.mktemp("real") / "index")
     build_index(settings, SentenceTransformerEmbedder(settings.model))

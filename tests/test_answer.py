@@ -7,8 +7,8 @@ import numpy as np
 from chatbot.analysis import detect_language
 from chatbot.answer import NOT_FOUND, AnswerSettings, Citation, answer, split_sentences
 from chatbot.app import text_of
+from chatbot.backends import build_index
 from chatbot.chunking import Chunk
-from chatbot.index import build_index
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chatbot import cli
+from chatbot.backends.local import MANIFEST, build_index, current_generation
 from chatbot.cli import EXIT_INDEX, EXIT_USAGE, main
-from chatbot.index import MANIFEST, build_index, current_generation
 from chatbot.settings import Settings
 
 from .conftest import FakeEmbedder

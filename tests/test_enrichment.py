@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from chatbot.answer import AnswerSettings, answer
+from chatbot.backends import build_index
 from chatbot.chunking import Chunk
-from chatbot.index import build_index
 from chatbot.model_queue import Waiting
 from chatbot.reader.enrichment import (
     FILENAME,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.backends.local import build_index, load_index
 from chatbot.cli import EXIT_UNREADABLE, main
 from chatbot.corpus import load_corpus, parse_article
 from chatbot.importer import ImportSummary, html_to_text, import_posts
-from chatbot.index import build_index, load_index
 from chatbot.links import text_fragment_url
 from chatbot.settings import Settings
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chatbot.backends.local import CURRENT, build_index, current_generation, index_is_stale, load_index
 from chatbot.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
-from chatbot.index import CURRENT, build_index, current_generation, index_is_stale, load_index
 from chatbot.settings import Settings
 
 from .conftest import OPEN, FakeEmbedder
@@ -277,8 +277,8 @@ def test_a_manifest_of_the_wrong_shape_is_a_corrupt_index(
 
 
 def test_an_articles_text_is_rebuilt_from_its_chunks_at_their_offsets(settings: Settings) -> None:
+    from chatbot.chunking import article_text_from_chunks
     from chatbot.corpus import load_corpus
-    from chatbot.index import article_text_from_chunks
 
     build_index(settings, FakeEmbedder())
     chunks = load_index(settings).chunks

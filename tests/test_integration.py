@@ -337,7 +337,7 @@ def test_cli_names_the_fix_for_a_damaged_index_file_and_changes_nothing(
 ) -> None:
     import shutil
 
-    from chatbot.index import current_generation
+    from chatbot.backends.local import current_generation
 
     index = tmp_path / "index"
     shutil.copytree(real_settings.index_dir, index)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from chatbot.index import build_index, load_index
+from chatbot.backends.local import build_index, load_index
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -19,7 +19,7 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from chatbot.index import build_index
+from chatbot.backends.local import build_index
 from chatbot.settings import Settings
 from tests.conftest import FakeEmbedder
 

@@ -12,8 +12,8 @@ import pytest
 from chatbot import cli
 from chatbot.answer import answer
 from chatbot.app import copy_text, render_answer
+from chatbot.backends import build_index
 from chatbot.feedback import FeedbackLog
-from chatbot.index import build_index
 from chatbot.links import encode_directive, text_fragment_url
 from chatbot.reader import ExtractiveReader
 from chatbot.retrieval import Retriever

@@ -37,9 +37,9 @@ def milvus(settings: Settings) -> Settings:
 def _collections(settings: Settings) -> list[str]:
     from pymilvus import MilvusClient
 
-    from chatbot.milvus_backend import _Connection
+    from chatbot.backends.milvus_store import Connection
 
-    conn = _Connection(settings)
+    conn = Connection(settings)
     try:
         client: MilvusClient = conn.client
         return sorted(client.list_collections())
@@ -242,9 +242,9 @@ def test_a_missing_collection_and_another_embedder_are_refused_with_the_fix(
     code, err = _main(capsys, "search", "Hong Kong", *common)  # the CLI's default model is e5-small
     assert code == cli.EXIT_INDEX and "model='fake'" in err and "--rebuild" in err
 
-    from chatbot.milvus_backend import _Connection
+    from chatbot.backends.milvus_store import Connection
 
-    conn = _Connection(milvus)
+    conn = Connection(milvus)
     sentences = next(name for name in conn.client.list_collections() if name.endswith("_sentences"))
     conn.client.drop_collection(sentences)
     conn.close()

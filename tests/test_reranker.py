@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.index import build_index
+from chatbot.backends import build_index
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 

@@ -3,8 +3,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from chatbot.backends import build_index
 from chatbot.errors import QuestionError
-from chatbot.index import build_index
 from chatbot.retrieval import Retriever, clean_question, rrf_fuse
 from chatbot.settings import Settings
 
@@ -58,7 +58,7 @@ def test_keyword_search_returns_nothing_for_unknown_words(retriever: Retriever) 
 def test_top_rows_equals_a_full_stable_sort_ties_included() -> None:
     import numpy as np
 
-    from chatbot.backends import top_rows
+    from chatbot.backends.base import top_rows
 
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chatbot.backends.build import write_cache
 from chatbot.chunking import Chunk
 from chatbot.errors import ChatbotError
-from chatbot.index import write_cache
 
 if TYPE_CHECKING:
     from chatbot.embedding import Embedder

@@ -1,9 +1,10 @@
 """The search backend seam: what :class:`chatbot.retrieval.Retriever` asks of an index.
 
-Two backends speak it: ``local`` (FAISS and bm25s files under ``index/``, :mod:`chatbot.index`)
-and ``milvus`` (collections in Milvus Lite, a Milvus server or a cluster,
-:mod:`chatbot.milvus_backend`). ``Settings.backend`` chooses; the retriever keeps the fusion,
-follow-ups and language weighting and never knows which one serves it.
+Two backends speak it: ``local`` (FAISS and bm25s files under ``index/``,
+:mod:`chatbot.backends.local`) and ``milvus`` (collections in Milvus Lite, a Milvus server or a
+cluster, :mod:`chatbot.backends.milvus`). ``Settings.backend`` chooses (:mod:`chatbot.backends`);
+the retriever keeps the fusion, follow-ups and language weighting and never knows which one
+serves it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from chatbot.chunking import Chunk
-    from chatbot.embedding import Embedder
-    from chatbot.index import BuildReport, Progress
-    from chatbot.settings import Settings
 
 Ranking = list[tuple[int, float]]  # (chunk row, score), best first
 
@@ -68,51 +66,6 @@ class SearchBackend(Protocol):
     def close(self) -> None:
         """Release connections (Milvus Lite lets one process at a time open its file)."""
         ...
-
-
-def load_backend(settings: Settings) -> SearchBackend:
-    """The index ``settings.backend`` names, loaded and checked against the settings.
-
-    Raises:
-        IndexStateError: no index, an unusable one, one built with other settings, or (Milvus)
-            an engine that cannot be reached.
-    """
-    if settings.backend == "milvus":
-        from chatbot.milvus_backend import load_milvus
-
-        return load_milvus(settings)
-    from chatbot.index import load_index
-
-    return load_index(settings)
-
-
-def build_index(
-    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: Progress | None = None
-) -> BuildReport:
-    """Bring the index of ``settings.backend`` up to date with the corpus (incrementally).
-
-    Raises:
-        CorpusError: the corpus folder is missing or holds no readable article.
-        IndexStateError: another indexer is writing, or (Milvus) the engine cannot be used.
-    """
-    if settings.backend == "milvus":
-        from chatbot.milvus_backend import build_milvus
-
-        return build_milvus(settings, embedder, rebuild=rebuild, progress=progress)
-    from chatbot import index
-
-    return index.build_index(settings, embedder, rebuild=rebuild, progress=progress)
-
-
-def index_is_stale(settings: Settings) -> bool:
-    """True when the index is missing, unusable, or does not match the corpus any more."""
-    if settings.backend == "milvus":
-        from chatbot.milvus_backend import milvus_is_stale
-
-        return milvus_is_stale(settings)
-    from chatbot import index
-
-    return index.index_is_stale(settings)
 
 
 def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
