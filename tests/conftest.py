@@ -21,6 +21,7 @@ from chatbot.settings import Settings
 from .scripted_llm import server  # noqa: F401  (the scripted LLM server fixture)
 
 if TYPE_CHECKING:
+    from chatbot.answer import Citation
     from chatbot.retrieval import Retriever
     from chatbot.service import ChatService
 
@@ -41,6 +42,18 @@ def fake_decline_model(monkeypatch: pytest.MonkeyPatch) -> None:
     models = dict(extractive.packaged_models())
     models["fake"] = replace(models["e5-small"], embedder="fake")
     monkeypatch.setattr(extractive, "packaged_models", lambda: models)
+
+
+def assert_quotes_its_article(corpus_dir: Path, citation: Citation) -> None:
+    """The citation's quote is the article file's own text at the citation's offsets (read from
+    the corpus here, not from the chunk the citation was built from)."""
+    from chatbot.corpus import load_corpus
+
+    article = load_corpus(corpus_dir).by_id()[citation.article_id]
+    start = citation.chunk_start + citation.quote_start
+    assert article.text[start : start + len(citation.quote)] == citation.quote, citation
+    assert citation.quote_end - citation.quote_start == len(citation.quote)
+    assert citation.quote.strip() == citation.quote and citation.quote
 
 
 def load_script(name: str) -> ModuleType:
