@@ -1,7 +1,10 @@
 from pathlib import Path
 
-from chatbot.chunking import chunk_article
+import pytest
+
+from chatbot.chunking import chunk_article, sentence_spans
 from chatbot.corpus import Article, load_corpus
+from chatbot.settings import Settings
 
 from .conftest import REPO
 
@@ -53,3 +56,42 @@ def test_indexed_text_carries_the_title_when_asked() -> None:
     chunk = chunk_article(_article(), 120, 20)[0]
     assert chunk.indexed_text(True) == "Titre\n\n" + chunk.text
     assert chunk.indexed_text(False) == chunk.text
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Selon M. Dupont, 88 % des PME n’ont pas de site. Le reste suit.",
+         ["Selon M. Dupont, 88 % des PME n’ont pas de site.", "Le reste suit."]),
+        ("Mme Martin et le Dr. Li l’ont dit. MM. Durand aussi.",
+         ["Mme Martin et le Dr. Li l’ont dit.", "MM. Durand aussi."]),
+        ("Il cite p. ex. Twitter. C’est tout.", ["Il cite p. ex. Twitter.", "C’est tout."]),
+        ("Né en 52 av. J.-C. il régna. Puis vint un autre.", ["Né en 52 av. J.-C. il régna.", "Puis vint un autre."]),
+        ("Kaporal Group S.A. emploie 300 salariés. Elle vend.",
+         ["Kaporal Group S.A. emploie 300 salariés.", "Elle vend."]),
+        ("Voir le plan B.\nPuis le C.", ["Voir le plan B.", "Puis le C."]),  # a line end still ends it
+        ("Il vit à Paris etc. Puis à Lyon.", ["Il vit à Paris etc.", "Puis à Lyon."]),
+    ],
+)  # fmt: skip
+def test_a_period_after_an_abbreviation_or_an_initial_does_not_end_the_sentence(
+    text: str, sentences: list[str]
+) -> None:
+    assert [text[start:end] for start, end in sentence_spans(text)] == sentences
+
+
+def test_a_quote_keeps_its_speaker(settings: Settings) -> None:
+    from chatbot.answer import answer
+    from chatbot.backends import build_index
+    from chatbot.retrieval import Retriever
+
+    from .conftest import OPEN, FakeEmbedder
+
+    (settings.corpus_dir / "pme.md").write_text(
+        "# Les PME en ligne\n\nSelon M. Dupont, 88 % des PME n’ont pas de site web. Elles perdent des clients.",
+        encoding="utf-8",
+    )
+    build_index(settings, FakeEmbedder())
+    result = answer(
+        Retriever(settings, embedder=FakeEmbedder()), "Quelle part des PME n’a pas de site web ?", settings=OPEN
+    )
+    assert any(c.quote.startswith("Selon M. Dupont, 88 %") for c in result.citations)
