@@ -264,14 +264,21 @@ def _answers(service: ChatService, request: Asked) -> Iterator[Progress | str | 
     )
 
 
+def _remember(service: ChatService, request: Asked, result: Answer, started: float) -> str:
+    """Keep the answer for feedback (and the question log): its id."""
+    c = request.conversation
+    return service.remember(c.question, list(c.history), result, client=request.client, started=started, via="api")
+
+
 def complete(service: ChatService, request: Asked) -> dict[str, Any]:
     """The whole ``chat.completion`` object.
 
     Raises:
         ChatbotError: the question could not be answered.
     """
+    started = time.monotonic()
     result = next(item for item in _answers(service, request) if isinstance(item, Answer))
-    answer_id = service.remember(request.conversation.question, list(request.conversation.history), result)
+    answer_id = _remember(service, request, result, started)
     return {
         "id": f"chatcmpl-{answer_id}",
         "object": "chat.completion",
@@ -308,12 +315,13 @@ def stream_events(service: ChatService, request: Asked) -> Iterator[bytes]:
         return _event({"id": provisional, **head, "choices": [choice], **extra})
 
     yield chunk({"role": "assistant", "content": ""})
+    started = time.monotonic()
     try:
         for item in _answers(service, request):
             if isinstance(item, Progress):
                 yield f": {item.stage}\n\n".encode()
             elif isinstance(item, Answer):
-                answer_id = service.remember(request.conversation.question, list(request.conversation.history), item)
+                answer_id = _remember(service, request, item, started)
                 text = content(item, request.sources)
                 for piece in re.findall(r"\S+\s*|\s+", text):
                     yield chunk({"content": piece})

@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from chatbot.errors import (
 )
 from chatbot.links import text_fragment_url
 from chatbot.service import ChatService
+from chatbot.suggestions import related_to
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ TEXT = {
         "copy": "Copier la réponse et ses sources",
         "french_quotes": "",
         "source_button": "Voir la source {n}",
+        "related": "Questions liées",
     },
     "en": {
         "search": "Searching the articles…",
@@ -83,6 +86,7 @@ TEXT = {
         "copy": "Copy the answer and its sources",
         "french_quotes": "The articles are in French: quotes are shown as written.",
         "source_button": "Show source {n}",
+        "related": "Related questions",
     },
 }
 
@@ -104,6 +108,12 @@ CSS = """
   color: #1d4ed8; border-radius: 4px; padding: 2px 8px; margin: 2px 4px 2px 0; cursor: pointer; font-size: .9em; }
 .answer .lang-note { font-size: .85em; color: #374151; }
 .hidden-control { display: none !important; }
+.related { margin: .6em 0 .1em 0; }
+.related .related-title { font-weight: 600; font-size: .92em; margin: 0 0 .3em 0; }
+.related ul { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: 6px; }
+.related button.suggest { border: 1px solid #1d4ed8; background: #eff6ff; color: #1e3a8a; border-radius: 14px;
+  padding: 4px 10px; cursor: pointer; font-size: .9em; text-align: left; }
+.related button.suggest:hover, .related button.suggest:focus-visible { background: #dbeafe; }
 #send { background: #1d4ed8 !important; color: #fff !important; border-color: #1d4ed8 !important; }
 #stop { background: #b91c1c !important; color: #fff !important; border-color: #b91c1c !important; }
 h1 { font-size: 1.6em; margin: .2em 0; }
@@ -155,6 +165,15 @@ HEAD = """
     const open = event.target.closest('button.open-article');
     if (open) {
       setRequest(JSON.stringify({article: open.dataset.article, spans: open.dataset.spans}));
+      return;
+    }
+    const suggest = event.target.closest('button.suggest');
+    if (suggest) {  // asked in the conversation, as if typed
+      const box = document.querySelector('#question textarea');
+      if (!box) return;
+      box.value = suggest.dataset.question || '';
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+      setTimeout(() => document.querySelector('#send')?.click(), 50);
       return;
     }
     const copy = event.target.closest('button.copy-answer');
@@ -214,6 +233,7 @@ WELCOME = (
     "Chaque réponse montre ses sources : cliquez sur [1] pour voir la phrase citée, puis « Lire dans "
     "l’article » pour la lire dans son contexte. 👍 / 👎 nous aident à améliorer les réponses.</p></div>"
 )
+STARTERS_TITLE = "Pour commencer, par exemple :"
 
 SCROLL_TO_PASSAGE = """() => {
   const box = document.querySelector('#article-view .article-scroll');
@@ -346,8 +366,33 @@ def copy_text(result: Answer) -> str:
     return "\n".join(lines)
 
 
-def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
-    """The whole answer message: text with marker buttons, note, sources or closest passage."""
+def render_suggestions(questions: Sequence[str], title: str) -> str:
+    """Clickable questions (the page's script asks the one clicked in the conversation)."""
+    if not questions:
+        return ""
+    items = "".join(
+        f'<li><button type="button" class="suggest" data-question="{_attr(q)}">{shown(q)}</button></li>'
+        for q in questions
+    )
+    return (
+        f'<div class="related" role="group" aria-label="{_attr(title)}">'
+        f'<p class="related-title">{shown(title)}</p><ul>{items}</ul></div>'
+    )
+
+
+def welcome(service: ChatService) -> str:
+    """The chat's first message: how it works, and questions to start with once the
+    suggestions are built (:mod:`chatbot.suggestions`; never waits for them)."""
+    built = service.suggestions.ready()
+    starters = [s.question for s in built.starters("fr")] if built is not None else []
+    if not starters:
+        return WELCOME
+    return WELCOME.removesuffix("</div>") + render_suggestions(starters, STARTERS_TITLE) + "</div>"
+
+
+def render_answer(service: ChatService, result: Answer, answer_id: str, asked: Sequence[str] = ()) -> str:
+    """The whole answer message: text with marker buttons, note, sources or closest passage,
+    and «Questions liées» (none of ``asked``, the conversation's questions)."""
     lang = result.lang if result.lang in TEXT else "fr"
     words = TEXT[lang]
     numbers = {c.n for c in result.citations}
@@ -384,8 +429,12 @@ def render_answer(service: ChatService, result: Answer, answer_id: str) -> str:
     done = "Copié ✓" if lang == "fr" else "Copied ✓"
     parts.append(
         f'<button type="button" class="copy-answer" data-done="{done}" data-copy="{_attr(copy_text(result))}">'
-        f"{words['copy']}</button></div>"
+        f"{words['copy']}</button>"
     )
+    built = service.suggestions.ready()
+    if built is not None:
+        parts.append(render_suggestions([s.question for s in related_to(built, result, asked)], words["related"]))
+    parts.append("</div>")
     return "".join(parts)
 
 
@@ -458,6 +507,7 @@ def respond(
     the answer with its sources. ``turns`` is the conversation so far (the chat's state); the
     messages are only shown, never read back. A refused question joins the turns as refused:
     the questions after it are asked without it; so does one over ``client``'s limit."""
+    started = time.monotonic()
     question = text_of(message)
     history = list(history or [])
     earlier = shown_turns(turns, history)
@@ -488,8 +538,8 @@ def respond(
         yield "", history, [*earlier, Turn(question, refused=True)]
         return
     assert result is not None
-    answer_id = service.remember(question, asked, result)
-    history[-1] = {"role": "assistant", "content": render_answer(service, result, answer_id)}
+    answer_id = service.remember(question, asked, result, client=client, started=started, via="chat")
+    history[-1] = {"role": "assistant", "content": render_answer(service, result, answer_id, asked)}
     yield "", history, [*earlier, Turn(question, result.text, answer_id)]
 
 
@@ -518,7 +568,8 @@ def build_app(service: ChatService, compact: bool = False) -> gr.Blocks:
                 chatbot = gr.Chatbot(
                     # A first message at load: the page fetches the code that shows messages
                     # now, not when the first answer arrives (measured: 0.7 s → 0.1 s).
-                    value=[{"role": "assistant", "content": WELCOME}],
+                    # A function: each page opened gets the suggestions built by then.
+                    value=lambda: [{"role": "assistant", "content": welcome(service)}],
                     label="Conversation",
                     render_markdown=False,
                     # Gradio's sanitiser drops data-* attributes; every text is escaped here instead.
@@ -630,7 +681,7 @@ def build_app(service: ChatService, compact: bool = False) -> gr.Blocks:
         click_event = send.click(run, inputs, outputs, api_visibility="private")
         stop.click(None, None, None, cancels=[ask_event, click_event])
         clear.click(
-            lambda: ([{"role": "assistant", "content": WELCOME}], [], "", ""),
+            lambda: ([{"role": "assistant", "content": welcome(service)}], [], "", ""),
             None,
             [chatbot, conversation, box, feedback_status],
             api_visibility="private",

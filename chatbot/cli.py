@@ -317,13 +317,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     Keys, login and limits come from the environment (docs/api.md): CHATBOT_API_KEYS,
     CHATBOT_AUTH, CHATBOT_QUESTION_LIMIT, CHATBOT_FEEDBACK_LIMIT, CHATBOT_FEEDBACK_MAX_BYTES.
+    The question log for `chatbot report` is off unless CHATBOT_QUESTION_LOG names a file
+    (CHATBOT_QUESTION_LOG_DAYS, CHATBOT_QUESTION_LOG_MAX_BYTES, CHATBOT_QUESTION_LOG_SALT).
 
     Example: CHATBOT_API_KEYS=@keys.txt chatbot serve --host 0.0.0.0 --allow-origin https://blog.example.org
     """
     from chatbot.access import Access
     from chatbot.backends import index_is_stale
+    from chatbot.questionlog import QuestionLog
 
     access = Access.from_env(allow_origins=args.allow_origin or ())  # refused before anything loads
+    questions = QuestionLog.from_env()
     settings = _settings(args)
     if index_is_stale(settings):
         print("Index missing or out of date: building it first.", file=sys.stderr)
@@ -333,13 +337,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chatbot.server import serve
     from chatbot.service import ChatService
 
-    service = ChatService(settings, reader=_reader(args), feedback=FeedbackLog(max_bytes=access.feedback_max_bytes))
+    feedback = FeedbackLog(max_bytes=access.feedback_max_bytes)
+    service = ChatService(settings, reader=_reader(args), feedback=feedback, questions=questions)
     service.retriever.search("démarrage")  # load the model now, not on the first question
     service.retriever.generated_questions()  # and the enrichment's vectors (embedded once per index)
     service.retriever.small_talk().warm()  # and the small-talk examples
     service.retriever.entities()
     service.warm_in_background()  # a language model loads while the page opens
     print(f"Feedback (👍/👎) is written to {service.feedback.path.resolve()}", file=sys.stderr)
+    if questions is not None:
+        print(f"Questions are logged to {questions.path.resolve()} (kept {questions.retention_days} days; "
+              "chatbot report reads them)", file=sys.stderr)  # fmt: skip
     if warning := access.exposure_warning(args.host):
         print(warning, file=sys.stderr)
     print(f"Serving the chat, /embed and /v1 on http://{args.host}:{args.port}/", file=sys.stderr)
@@ -360,6 +368,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
     questions = [q.question for q in load_questions(args.questions) if q.answerable][: args.limit]
     results = run_bench(_settings(args), questions, cold_start=not args.no_cold_start, reader=_reader(args))
     print(json.dumps(results, ensure_ascii=False) if args.json else format_bench(results))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report of the question log for the blog's author: one HTML page to open in a
+    browser (questions per day, the questions the articles did not answer grouped by topic
+    with their closest passage, the most cited articles and passages, the 👎 answers, the
+    period's figures), or --json for scripts.
+
+    Reads --log (default: CHATBOT_QUESTION_LOG, else data/questions.jsonl) and its rotated
+    files; lines a crash or an edit damaged are skipped and counted. The unanswered questions
+    are grouped with the vectors the chat logged; those without one are embedded with --model.
+
+    Example: chatbot report --log data/questions.jsonl --out report.html
+             chatbot report --days 30 --json > report.json
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from chatbot.questionlog import log_files, read_log
+    from chatbot.report import build_report, logged_embedder
+    from chatbot.report_page import render_report
+
+    path = args.log or Path(os.environ.get("CHATBOT_QUESTION_LOG") or "data/questions.jsonl")
+    if not log_files(path):
+        raise UsageError(
+            f"No question log at {path}: start `chatbot serve` with CHATBOT_QUESTION_LOG={path} to record the "
+            "questions, or give the log's path with --log."
+        )
+    try:
+        contents = read_log(path)
+    except OSError as exc:
+        raise UsageError(f"The question log {path} cannot be read: {exc.strerror or exc}.") from exc
+    settings = _settings(args)
+    name = args.model or logged_embedder(contents) or settings.model
+    loaded: list[Any] = []
+
+    def embed(texts: list[str]) -> Any:
+        if not loaded:
+            from chatbot.embedding import SentenceTransformerEmbedder
+
+            loaded.append(SentenceTransformerEmbedder(name, batch_size=settings.batch_size))
+        return loaded[0].encode_queries(texts)
+
+    since = datetime.now(UTC) - timedelta(days=args.days) if args.days else None
+    report = build_report(contents, embed=embed, embedder=name, since=since)
+    if contents.damaged:
+        print(f"note: {contents.damaged} unreadable lines of the log were skipped", file=sys.stderr)
+    if report.empty:
+        print(f"note: the log {path} holds no question for this period", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    out = args.out or (None if args.json else Path("report.html"))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_report(report), encoding="utf-8")
+        f = report.figures
+        print(f"Report of {f['questions']} questions ({f['not_answered']} not answered, in {len(report.gaps)} "
+              f"topics) written to {out}", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -644,6 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, help="feedback file (env CHATBOT_FEEDBACK; default data/feedback.jsonl)")
     p.add_argument("--export", type=Path, help="write the 👎 answers as draft evaluation questions (JSONL)")
     p.add_argument("--json", action="store_true", help="print the entries as JSON")
+
+    p = add("report", cmd_report)
+    p.add_argument("--log", type=Path, help="the question log (env CHATBOT_QUESTION_LOG; default data/questions.jsonl)")
+    p.add_argument("--out", type=Path, help="the HTML page to write (default report.html; with --json, none)")
+    p.add_argument("--days", type=int, help="only the last N days (default: the whole log)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = add("models", cmd_models, common=False)
     p.add_argument("action", choices=("fetch", "status"), help="fetch: download and assemble; status: is it there")

@@ -1,12 +1,14 @@
 """The answering service every interface calls: the chat (:mod:`chatbot.app`), the API
 (:mod:`chatbot.api`) and the CLI. One retriever per process, one reader, the answers shown (for
-feedback) and the articles as indexed. No web framework here."""
+feedback), the question log (opt-in), the suggested questions and the articles as indexed. No
+web framework here."""
 
 from __future__ import annotations
 
 import collections
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,10 +21,12 @@ from chatbot.corpus import load_corpus
 from chatbot.errors import ChatbotError, CorpusError
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.local_model import LocalWriter
+from chatbot.questionlog import QuestionEntry, QuestionLog, gap_text, is_small_talk
 from chatbot.reader import Reader, make_reader
 from chatbot.reader.writer import LLMConfig, ModelReader
 from chatbot.retrieval import Retriever
 from chatbot.settings import MODES, Settings
+from chatbot.suggestions import Suggestions
 
 __all__ = ["ChatService", "IndexedArticle", "Shown"]
 
@@ -73,11 +77,15 @@ class ChatService:
         reader: Reader | None = None,
         feedback: FeedbackLog | None = None,
         guard: Guard | None = None,
+        questions: QuestionLog | None = None,
     ) -> None:
         self.settings = settings
         self.reader = reader or make_reader(None, llm)
         self.feedback = feedback or FeedbackLog()
         self.guard = guard  # per-client limits (chatbot serve); None: none
+        self.questions = questions  # the question log (CHATBOT_QUESTION_LOG); None: off
+        # Checked with the extractive reader, alone, as a question asked first (chatbot.suggestions).
+        self.suggestions = Suggestions(settings.corpus_dir, lambda question: self.ask(question))
         self._retriever = retriever
         self._load_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -89,11 +97,13 @@ class ChatService:
 
     def warm_in_background(self) -> None:
         """Load now, in the background, what a first question would wait for (the page opens
-        meanwhile): the word vectors of count questions, and a writing reader's model."""
+        meanwhile): the word vectors of count questions, the suggested questions, and a writing
+        reader's model."""
         reader = self.reader if isinstance(self.reader, ModelReader) else None
 
         def warm() -> None:
             synonyms.warm()  # without them, count questions read exact words (it says so)
+            self.suggestions.build()  # each one answered once: until then the page shows none
             if reader is None:
                 return
             try:
@@ -170,14 +180,50 @@ class ChatService:
         assert isinstance(result, Answer)
         return result
 
-    def remember(self, question: str, history: list[str], result: Answer) -> str:
-        """Keep a shown answer (the most recent ones) and return its id."""
+    def remember(
+        self,
+        question: str,
+        history: list[str],
+        result: Answer,
+        *,
+        client: str | None = None,
+        started: float | None = None,
+        via: str = "",
+    ) -> str:
+        """Keep a shown answer (the most recent ones) and return its id; with the question log
+        on, log it (``started``: when the question came, ``time.monotonic()``; ``via``: chat
+        or api). A log that cannot be written is reported in the server's log, never to the
+        reader."""
         answer_id = uuid.uuid4().hex[:12]
         with self._shown_lock:
             self._shown[answer_id] = Shown(question, tuple(history), result)
             while len(self._shown) > REMEMBERED:
                 self._shown.popitem(last=False)
+        if self.questions is not None:
+            latency = None if started is None else (time.monotonic() - started) * 1000
+            try:
+                self._log(answer_id, question, history, result, latency, client, via)
+            except (OSError, ChatbotError) as exc:
+                logger.warning("The question was not logged: %s", exc)
         return answer_id
+
+    def _log(
+        self, answer_id: str, question: str, history: list[str], result: Answer, latency_ms: float | None,
+        client: str | None, via: str,
+    ) -> None:  # fmt: skip
+        log = self.questions
+        assert log is not None
+        vector = None
+        if result.abstained and not is_small_talk(result.reason):
+            # Its vector groups it with the others by topic in the report; the reader has just
+            # encoded this text, so it comes from the retriever's cache.
+            with self._read_lock:
+                vector = self.retriever.query_vector(gap_text(question, history))[0]
+        entry = QuestionEntry.of(
+            answer_id, question, history, result, now=log.now(), latency_ms=latency_ms,
+            client=log.reader_of(client), via=via, embedder=self.settings.model, vector=vector,
+        )  # fmt: skip
+        log.record(entry)
 
     def record_feedback(self, answer_id: str, vote: str, comment: str = "", client: str | None = None) -> Feedback:
         """Append a vote or comment on a shown answer to the feedback file; with a guard, one
@@ -208,6 +254,11 @@ class ChatService:
             reader=result.reader,
         )
         self.feedback.append(entry)
+        if vote and self.questions is not None:
+            try:
+                self.questions.vote(answer_id, vote)
+            except OSError as exc:
+                logger.warning("The vote was not logged with its question: %s", exc)
         return entry
 
     def articles(self) -> dict[str, IndexedArticle]:
