@@ -7,8 +7,10 @@ dropped). What is searched and how is :mod:`chatbot.backends.milvus`'s.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -102,18 +104,23 @@ class Connection:
         # A Lite file whose last owner was just killed stays held by that owner's server process until it
         # notices its lock is gone (about a second): retry for a while before calling the file taken.
         deadline = time.monotonic() + (_LITE_RELEASE_WAIT if self.lite else 0.0)
-        while True:
-            try:
-                self.client: MilvusClient = MilvusClient(uri=self.uri, token=settings.milvus_token or "", timeout=10)
-                break
-            except MilvusException as exc:
-                if time.monotonic() >= deadline:
-                    raise BackendError(self._unreachable(exc)) from exc
-                time.sleep(0.25)
-        self.closed = False
-        if self.lite:
-            with self._guard:
+        with self._guard if self.lite else contextlib.nullcontext():
+            first = self.lite and not self._open.get(self.key)
+            while True:
+                try:
+                    if first and _held_elsewhere(Path(self.key)):
+                        raise MilvusException(message="the file has been opened by another program")
+                    self.client: MilvusClient = MilvusClient(
+                        uri=self.uri, token=settings.milvus_token or "", timeout=10
+                    )
+                    break
+                except MilvusException as exc:
+                    if time.monotonic() >= deadline:
+                        raise BackendError(self._unreachable(exc)) from exc
+                    time.sleep(0.25)
+            if self.lite:
                 self._open[self.key] = self._open.get(self.key, 0) + 1
+        self.closed = False
 
     def _unreachable(self, exc: Exception) -> str:
         if self.lite:
@@ -154,6 +161,31 @@ class Connection:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(self.key)
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Another live process holds the Milvus Lite file ``path`` (the lock its server's owner
+    keeps on ``.<name>.lock`` beside it: milvus-lite 2.5.1).
+
+    Asked before pymilvus tries to open the file, never after: milvus-lite's failed attempt
+    deletes the owner's lock file on its way out, and the next attempt, of any process, then
+    opens the file a second time (two servers writing one file). Only asked by a process with
+    no connection to the file: a POSIX lock belongs to the process, and closing this probe
+    would release the lock of the process's own server.
+    """
+    try:
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # EAGAIN or EACCES: locked by another process
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _reason(exc: Exception) -> str:
