@@ -375,6 +375,8 @@ class QuestionLog:
             if len(kept) == len(lines):
                 continue
             removed += len(lines) - len(kept)
+            logger.info("Question log %s: %d entries past %d days (or undated) removed", file,
+                        len(lines) - len(kept), self.retention_days)  # fmt: skip
             if not kept and file != self.path:
                 file.unlink()
                 continue
