@@ -39,13 +39,15 @@ CHECKS_PER_ARTICLE = 12  # candidates asked per article at most
 MAX_CHECKS = 150  # answers in all (about 0.25 s each with EmbeddingGemma: under a minute, in the background)
 STARTERS = 4
 RELATED = 3
-# A question that leans on the sentence it was written from («Quelle expérience a-t-elle ?»,
-# «Que dit cette phrase ?») means nothing to a reader who has not read it.
+# A question that leans on the sentence it was written from («Que dit cette phrase ?») means
+# nothing to a reader who has not read it; nor does a pronoun that names no one («Quelle
+# expérience a-t-elle ?»), unless the question names its subject («Shenzhen consacre-t-il…»).
 _LEANS_ON_ITS_SENTENCE = re.compile(
-    r"-t-(?:il|elle|ils|elles)\b|-(?:il|elle|ils|elles)\s|\b(?:cette phrase|la phrase|ce texte|cet article|"
-    r"l[’']article|ce passage|cette personne|cette entreprise|ce dernier|cette dernière)\b",
+    r"\b(?:cette phrase|la phrase|ce texte|cet article|l[’']article|ce passage|cette personne|cette entreprise|"
+    r"ce dernier|cette dernière)\b",
     re.IGNORECASE,
 )
+_PRONOUN = re.compile(r"-t-(?:il|elle|ils|elles)\b|-(?:il|elle|ils|elles)\b|^(?:il|elle|ils|elles)\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ def worth_suggesting(question: str) -> bool:
     """A question a reader can ask as it stands: short, a question, and not leaning on the
     sentence it was written from."""
     text = " ".join(question.split())
-    return 20 <= len(text) <= 110 and text.endswith("?") and not _LEANS_ON_ITS_SENTENCE.search(text)
+    if not (20 <= len(text) <= 110 and text.endswith("?")) or _LEANS_ON_ITS_SENTENCE.search(text):
+        return False
+    return not _PRONOUN.search(text) or bool(named_things(text))
 
 
 def candidates(rows: Iterable[SentenceQuestions]) -> dict[str, list[str]]:
