@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -17,7 +18,14 @@ from chatbot import analysis
 from chatbot.backends import load_backend
 from chatbot.backends.base import Ranking, SearchBackend
 from chatbot.chunking import Chunk
-from chatbot.errors import EmptyQuestionError, ModelError, QuestionTooLongError
+from chatbot.errors import (
+    BackendError,
+    ChatbotError,
+    EmptyQuestionError,
+    IndexStateError,
+    ModelError,
+    QuestionTooLongError,
+)
 from chatbot.settings import Mode, Settings
 
 if TYPE_CHECKING:
@@ -60,6 +68,7 @@ def clean_question(question: str, max_chars: int) -> str:
 
 
 Key = TypeVar("Key", int, str)
+T = TypeVar("T")
 
 
 def rrf_fuse(rankings: list[tuple[list[tuple[Key, float]], float]], k: int) -> list[tuple[Key, float]]:
@@ -71,30 +80,179 @@ def rrf_fuse(rankings: list[tuple[list[tuple[Key, float]], float]], k: int) -> l
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+class _Generation:
+    """One loaded build of the index, what is derived from its chunks (built on first use:
+    named entities, generated questions, small talk), and who is answering from it."""
+
+    def __init__(self, index: SearchBackend) -> None:
+        self.index = index
+        self.rows = {chunk.id: row for row, chunk in enumerate(index.chunks)}
+        self.extras: dict[str, Any] = {}
+        self.extras_lock = threading.Lock()  # its own: deriving a new build's never blocks the old one's
+        self.users = 0  # runs pinned to it (Retriever.pinned)
+        self.retired = False  # a newer build replaced it: closed once no run uses it
+
+
 class Retriever:
     """Searches one index, whichever backend serves it (``settings.backend``). Loads the index
-    at once and the embedding model on first dense query."""
+    at once and the embedding model on first dense query.
+
+    A build replaces the index while a server runs: :meth:`refresh` follows the pointer to the
+    new build (the old one answers until the new one is loaded), :meth:`pinned` answers a
+    question from one build from start to end, once more from the new one if the old one's
+    data went meanwhile (Milvus drops a replaced build's collections).
+    """
+
+    REFRESH_EVERY_S = 1.0  # how often refresh() reads the pointer (a small file, one Milvus query)
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, index: SearchBackend | None = None):
         self.settings = settings
-        self.index: SearchBackend = index if index is not None else load_backend(settings)
+        self._current = _Generation(index if index is not None else load_backend(settings))
         if embedder is None:
             from chatbot.embedding import SentenceTransformerEmbedder
 
             embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
         self.embedder = embedder
-        self._rows = {chunk.id: row for row, chunk in enumerate(self.index.chunks)}
         # A conversation encodes the same text several times (search, follow-up fusion, answer
         # scoring); the model call dominates the cost, so the last vectors are kept.
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        # Built on first use: named entities and generated questions of the sentences.
-        self._extras: dict[str, Any] = {}
-        self._extras_lock = threading.Lock()
+        self._pins = threading.local()  # the generation this thread's run answers from
+        self._swap_lock = threading.Lock()  # the current generation and the users counts
+        self._reload_lock = threading.Lock()  # one load of a newer build at a time
+        self._checked = time.monotonic()
+        self._unloadable: str | None = None  # a newer build that failed to load: not retried
+
+    @property
+    def _gen(self) -> _Generation:
+        pinned: _Generation | None = getattr(self._pins, "generation", None)
+        return pinned or self._current
+
+    @property
+    def index(self) -> SearchBackend:
+        """The loaded build: the one this thread's :meth:`pinned` run answers from, else the newest."""
+        return self._gen.index
+
+    @property
+    def generation(self) -> str:
+        """The name of the build :attr:`index` is."""
+        return self._gen.index.generation
 
     @property
     def chunks(self) -> tuple[Chunk, ...]:
         return self.index.chunks
+
+    def refresh(self, *, now: bool = False) -> bool:
+        """Follow the pointer: when a newer build is in use, load it (the one loaded answers
+        meanwhile, and questions already under way finish on it) and make it the one questions
+        get. The pointer is read at most every :attr:`REFRESH_EVERY_S` seconds, or at once with
+        ``now`` (a question failed). Never raises: a pointer that cannot be read, or a build that
+        cannot be loaded, is logged and the loaded build answers on.
+
+        Returns:
+            Whether this call switched to a newer build.
+        """
+        if not now and time.monotonic() - self._checked < self.REFRESH_EVERY_S:
+            return False
+        if not self._reload_lock.acquire(blocking=now):
+            return False  # another thread is loading it; this one answers from the loaded build
+        try:
+            self._checked = time.monotonic()
+            current = self._current
+            try:
+                latest = current.index.latest()
+            except ChatbotError as exc:
+                logger.warning(
+                    "Cannot read which build of the index is in use; answering from %s: %s",
+                    current.index.generation,
+                    exc,
+                )
+                return False
+            if latest == current.index.generation or (latest == self._unloadable and not now):
+                return False
+            loaded: SearchBackend | None = None
+            try:
+                loaded = load_backend(self.settings)
+                fresh = _Generation(loaded)
+                self._prepare(fresh, like=current)
+            except (ChatbotError, OSError) as exc:
+                if loaded is not None:
+                    loaded.close()
+                self._unloadable = latest
+                logger.warning(
+                    "The new index %s cannot be loaded; answering from %s: %s", latest, current.index.generation, exc
+                )
+                return False
+            with self._swap_lock:
+                old, self._current = self._current, fresh
+                old.retired = True
+                idle = old.users == 0
+            if idle:
+                old.index.close()
+            logger.info(
+                "Now answering from the index's build %s (was %s).", fresh.index.generation, old.index.generation
+            )
+            return True
+        finally:
+            self._reload_lock.release()
+
+    def pinned(self, run: Callable[[], T]) -> T:
+        """``run()`` (a whole answer) on one build of the index, from start to end, even if
+        another thread switches to a newer one meanwhile. When it fails because its build was
+        replaced (Milvus dropped its collections, say), it runs once more on the new build.
+
+        Raises:
+            What ``run`` raises.
+        """
+        if getattr(self._pins, "generation", None) is not None:
+            return run()  # already pinned by an outer run
+        with self._swap_lock:
+            generation = self._current
+            generation.users += 1
+        try:
+            return self._run_on(generation, run)
+        except (BackendError, IndexStateError) as exc:
+            # Retried only on a newer build (switched to by another thread, or now): the same
+            # failure on the build in use is the caller's.
+            if self._current is generation:
+                self.refresh(now=True)
+            if self._current is generation:
+                raise
+            logger.info("The index was replaced while answering (%s); answering again from the new build.", exc)
+        with self._swap_lock:
+            generation = self._current
+            generation.users += 1
+        return self._run_on(generation, run)
+
+    def _run_on(self, generation: _Generation, run: Callable[[], T]) -> T:
+        """``run()`` pinned to ``generation`` (counted among its users by the caller)."""
+        self._pins.generation = generation
+        try:
+            return run()
+        finally:
+            self._pins.generation = None
+            with self._swap_lock:
+                generation.users -= 1
+                idle = generation.retired and generation.users == 0
+            if idle:
+                generation.index.close()
+
+    def _prepare(self, fresh: _Generation, *, like: _Generation) -> None:
+        """Derive now, for a newly loaded build, what questions used on the one it replaces,
+        so that the first question on it does not wait: the named entities (read from their
+        cache, which ``chatbot index`` wrote), the small talk (the examples' vectors reused, the
+        model is not called here). The generated questions' vectors follow on first use (their
+        file may have changed: they may need the model, which questions use under a lock)."""
+        pinned = getattr(self._pins, "generation", None)
+        self._pins.generation = fresh
+        try:
+            if "entities" in like.extras:
+                self.entities()
+            small_talk = like.extras.get("small_talk")
+            if small_talk is not None:
+                fresh.extras["small_talk"] = small_talk.with_sentences(self._corpus_sentences())
+        finally:
+            self._pins.generation = pinned
 
     def search(self, question: str, *, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``question`` in ``mode`` (defaults from the settings).
@@ -178,8 +336,9 @@ class Retriever:
 
     def next_chunk(self, chunk: Chunk) -> Chunk | None:
         """The passage that follows ``chunk`` in its article, if any."""
-        row = self._rows.get(chunk.id)
-        chunks = self.chunks
+        generation = self._gen
+        row = generation.rows.get(chunk.id)
+        chunks = generation.index.chunks
         if row is None or row + 1 >= len(chunks):
             return None
         after = chunks[row + 1]
@@ -190,7 +349,8 @@ class Retriever:
         the index and read at once (one round trip to a Milvus server for an answer's passages,
         not one a passage), or embedded now, in one call, when it was built without them."""
         if self.settings.sentence_vectors:
-            return self.index.sentence_rows_of([self._rows[chunk.id] for chunk in chunks])
+            generation = self._gen
+            return generation.index.sentence_rows_of([generation.rows[chunk.id] for chunk in chunks])
         if not chunks:
             return []
         sentences = [chunk.sentences() for chunk in chunks]
@@ -234,19 +394,20 @@ class Retriever:
         (:mod:`chatbot.smalltalk`)."""
         from chatbot.smalltalk import SmallTalk
 
-        def load() -> SmallTalk:
-            rows = self.sentence_vectors_of(self.chunks) if self.settings.sentence_vectors else []
-            sentences = np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
-            return SmallTalk(self.embedder, sentences)
+        return self._extra("small_talk", lambda: SmallTalk(self.embedder, self._corpus_sentences()))  # type: ignore[no-any-return]
 
-        return self._extra("small_talk", load)  # type: ignore[no-any-return]
+    def _corpus_sentences(self) -> np.ndarray:
+        """Every sentence vector of the index (none when it stores none)."""
+        rows = self.sentence_vectors_of(self.chunks) if self.settings.sentence_vectors else []
+        return np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
 
     def _extra(self, name: str, load: Callable[[], Any]) -> Any:
-        """What ``load`` gives, computed once per retriever, whichever thread asks first."""
-        with self._extras_lock:
-            if name not in self._extras:
-                self._extras[name] = load()
-            return self._extras[name]
+        """What ``load`` gives, computed once per build of the index, whichever thread asks first."""
+        generation = self._gen
+        with generation.extras_lock:
+            if name not in generation.extras:
+                generation.extras[name] = load()
+            return generation.extras[name]
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""

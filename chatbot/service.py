@@ -93,6 +93,7 @@ class ChatService:
         self._views_lock = threading.Lock()
         self._articles: dict[str, IndexedArticle] | None = None
         self._positions: dict[str, tuple[int, int]] | None = None
+        self._views_of = ""  # the index build these two views were made from
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
     def warm_in_background(self) -> None:
@@ -138,14 +139,18 @@ class ChatService:
         """
         retriever = self.retriever
         extractive: Reader = self.reader.extractive if isinstance(self.reader, ModelReader) else self.reader
+        # A rebuilt index is loaded here, outside the lock: the others answer from the old one meanwhile.
+        retriever.refresh()
         with self._read_lock:  # the embedding model is not guaranteed thread-safe
-            return answer(
-                retriever,
-                question,
-                history,
-                k=None if k is None else int(k),
-                mode=mode if mode in MODES else None,  # type: ignore[arg-type]
-                reader=extractive,
+            return retriever.pinned(  # one build per answer; answered again if its build went
+                lambda: answer(
+                    retriever,
+                    question,
+                    history,
+                    k=None if k is None else int(k),
+                    mode=mode if mode in MODES else None,  # type: ignore[arg-type]
+                    reader=extractive,
+                )
             )
 
     def stream(
@@ -265,12 +270,12 @@ class ChatService:
         """The indexed articles by id, with the text the index was built from (so that the
         quotes' offsets fall on the quoted words), made once; empty while there is no index."""
         with self._views_lock:
-            if self._articles is None:
-                try:
+            try:
+                if self._views_left_behind() or self._articles is None:
                     self._articles = self._indexed_articles()
-                except ChatbotError as exc:
-                    logger.warning("The articles cannot be shown: %s", exc)
-                    return {}
+            except ChatbotError as exc:
+                logger.warning("The articles cannot be shown: %s", exc)
+                return {}
             return self._articles
 
     def _indexed_articles(self) -> dict[str, IndexedArticle]:
@@ -300,11 +305,21 @@ class ChatService:
         """Where a passage sits in its article: (its number from 1, the article's passages),
         from the index, counted once."""
         with self._views_lock:
-            if self._positions is None:
+            if self._views_left_behind() or self._positions is None:
                 chunks = self.retriever.chunks
                 counts = collections.Counter(c.article_id for c in chunks)
                 self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
             return self._positions.get(chunk_id, (1, 1))
+
+    def _views_left_behind(self) -> bool:
+        """Whether the retriever moved to another build of the index since the views were made
+        (then both are forgotten, made again on demand). The caller holds the views' lock."""
+        generation = self.retriever.generation
+        if generation == self._views_of:
+            return False
+        self._articles = self._positions = None
+        self._views_of = generation
+        return True
 
     @property
     def concurrency(self) -> int:

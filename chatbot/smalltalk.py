@@ -97,6 +97,14 @@ class SmallTalk:
         """Embed the examples now (the chat does it before it serves)."""
         self._example_vectors()
 
+    def with_sentences(self, sentences: np.ndarray) -> SmallTalk:
+        """The same recogniser for another build of the corpus's sentences (a rebuilt index):
+        the examples' vectors, if embedded already, are shared rather than embedded again."""
+        other = SmallTalk(self._embedder, sentences)
+        with self._lock:
+            other._examples = self._examples
+        return other
+
     def _example_vectors(self) -> np.ndarray:
         with self._lock:
             if self._examples is None:

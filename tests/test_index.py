@@ -328,3 +328,77 @@ def test_a_version_2_index_is_read_and_takes_new_urls_without_embedding(
     assert {c.article_url for c in index.chunks if c.article_id == "linkedin"} == {"https://blog.example/linkedin/"}
     assert {c.article_url for c in index.chunks if c.article_id != "linkedin"} == {""}
     assert not index_is_stale(settings)
+
+
+LISBONNE = "# Lisbonne\n\nLisbonne accueille le Web Summit chaque novembre depuis 2016."
+
+
+def _swap_after_reading_current(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The next read of CURRENT is followed at once by a whole build (a new article, the
+    generation it named deleted), as when ``chatbot index`` finishes while a server loads."""
+    from chatbot.backends import local
+
+    read = local.current_generation
+    raced: list[Path] = []
+
+    def racing(index_dir: Path) -> Path:
+        path = read(index_dir)
+        if not raced:
+            raced.append(path)
+            (settings.corpus_dir / "lisbonne.md").write_text(LISBONNE, encoding="utf-8")
+            build_index(settings, FakeEmbedder())
+        return path
+
+    monkeypatch.setattr(local, "current_generation", racing)
+    return raced
+
+
+def test_a_load_racing_a_swap_reads_the_new_build_and_never_calls_it_corrupt(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index(settings, FakeEmbedder())
+    raced = _swap_after_reading_current(settings, monkeypatch)
+    index = load_index(settings)  # used to raise «Index file … is missing. Rebuild it»
+    assert raced and not raced[0].exists()
+    assert index.generation == (settings.index_dir / CURRENT).read_text(encoding="utf-8").strip() != raced[0].name
+    assert "lisbonne" in {c.article_id for c in index.chunks}
+
+
+def test_a_staleness_check_racing_a_swap_reads_the_new_build(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index(settings, FakeEmbedder())
+    raced = _swap_after_reading_current(settings, monkeypatch)
+    assert not index_is_stale(settings)  # used to say stale (the manifest it named was gone): a needless build
+    assert raced
+
+
+def test_loads_during_rebuilds_never_fail(settings: Settings) -> None:
+    """One thread rebuilds again and again while another loads: every load gives a whole index."""
+    import threading
+
+    build_index(settings, FakeEmbedder())
+    done = threading.Event()
+    builds: list[int] = []
+
+    def rebuild() -> None:
+        try:
+            for _ in range(8):
+                build_index(settings, FakeEmbedder(), rebuild=True)
+                builds.append(1)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    failures: list[Exception] = []
+    loads = 0
+    while not done.is_set():
+        try:
+            assert len(load_index(settings).chunks) > 0
+        except IndexCorruptError as exc:
+            failures.append(exc)
+        loads += 1
+    thread.join()
+    assert len(builds) == 8 and loads > 8
+    assert failures == []

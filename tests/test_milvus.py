@@ -18,7 +18,7 @@ import pytest
 
 from chatbot import cli
 from chatbot.backends import build_index, load_backend
-from chatbot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from chatbot.errors import BackendError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 
@@ -271,6 +271,101 @@ def test_the_lite_file_is_open_to_one_process_at_a_time_and_says_so(milvus: Sett
         assert (milvus.index_dir / ".milvus.db.lock").is_file()
     finally:
         index.close()
+
+
+LISBONNE = "# Lisbonne\n\nLisbonne accueille le Web Summit chaque novembre depuis 2016."
+LISBONNE_AGAIN = "# Lisbonne\n\nLisbonne accueille le Web Summit chaque novembre, au moins jusqu’en 2028."
+
+
+def test_a_retriever_follows_a_rebuild_that_dropped_its_collections(milvus: Settings) -> None:
+    """A rebuild in the serving process (the one way Milvus Lite lets a file be rebuilt while it
+    is served) drops the collections the retriever reads: its next question fails once, then is
+    answered from the new generation."""
+    build_index(milvus, FakeEmbedder())
+    retriever = Retriever(milvus, embedder=FakeEmbedder())
+    first = retriever.generation
+    try:
+        (milvus.corpus_dir / "lisbonne.md").write_text(LISBONNE, encoding="utf-8")
+        build_index(milvus, FakeEmbedder(), rebuild=True)
+        with pytest.raises(BackendError, match="failed to"):  # what every question did until a restart
+            retriever.index.keyword("Lisbonne", 3)
+        hits = retriever.pinned(lambda: retriever.search("Lisbonne accueille le Web Summit", k=1))
+        assert hits[0].chunk.article_id == "lisbonne"
+        assert retriever.generation != first
+    finally:
+        retriever.index.close()
+
+
+SOCKET_CHILD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from chatbot.backends import build_index
+from chatbot.settings import Settings
+from tests.conftest import FakeEmbedder
+
+settings = Settings(corpus_dir=Path({corpus!r}), index_dir=Path({index!r}), model="fake", chunk_size=120,
+                    chunk_overlap=20, backend="milvus", milvus_uri={uri!r})
+Path({ready!r}).touch()
+for text in ({first!r}, {second!r}):
+    time.sleep(0.5)
+    (settings.corpus_dir / "lisbonne.md").write_text(text, encoding="utf-8")
+    build_index(settings, FakeEmbedder(), rebuild=True)
+"""
+
+
+def test_questions_while_another_process_rebuilds_through_the_served_lite_socket(
+    milvus: Settings, tmp_path: Path
+) -> None:
+    """Two processes on one Milvus engine, as a server and a batch `chatbot index` share a
+    Milvus server: this one serves the Lite file, the other rebuilds twice through the socket
+    Milvus Lite serves it on. No question fails, every one is cited, the last build answers."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    from chatbot.feedback import FeedbackLog
+    from chatbot.reader import ExtractiveReader
+    from chatbot.service import ChatService
+
+    from .conftest import OPEN
+
+    build_index(milvus, FakeEmbedder())
+    retriever = Retriever(milvus, embedder=FakeEmbedder())
+    service = ChatService(milvus, retriever, reader=ExtractiveReader(OPEN), feedback=FeedbackLog(tmp_path / "f.jsonl"))
+    uri = server_manager_instance._servers[str((milvus.index_dir / "milvus.db").resolve())].uds_path
+    ready = tmp_path / "ready"
+    script = SOCKET_CHILD.format(
+        repo=str(REPO), corpus=str(milvus.corpus_dir), index=str(milvus.index_dir), uri=uri, ready=str(ready),
+        first=LISBONNE, second=LISBONNE_AGAIN,
+    )  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)})
+    questions = ("Quel est le plafond d’imposition à Hong Kong ?", "Combien d’entreprises sont sur LinkedIn ?")
+    try:
+        while not ready.exists() and child.poll() is None:
+            time.sleep(0.02)
+        asked, uncited = 0, []
+        while asked < 20 or child.poll() is None:
+            result = service.ask(questions[asked % 2])  # raises on the first failure
+            asked += 1
+            if not result.citations:
+                uncited.append(result)
+            time.sleep(0.05)
+        assert child.wait(timeout=300) == 0
+        assert uncited == [] and asked >= 20
+        time.sleep(Retriever.REFRESH_EVERY_S)
+        result = service.ask("Jusqu’en quelle année Lisbonne accueille-t-elle le Web Summit ?")
+        assert any(c.article_id == "lisbonne" and "2028" in c.quote for c in result.citations), result
+        assert len(_collections_of(retriever)) == 4  # one generation and the pointer: the replaced ones dropped
+    finally:
+        child.kill()
+        retriever.index.close()
+
+
+def _collections_of(retriever: Retriever) -> list[str]:
+    from chatbot.backends.milvus import MilvusIndex
+
+    index = retriever.index
+    assert isinstance(index, MilvusIndex)
+    return sorted(index._conn.client.list_collections())
 
 
 def test_a_missing_lite_file_is_a_missing_index(milvus: Settings) -> None:

@@ -103,3 +103,128 @@ def test_english_questions_leave_french_bm25_out_of_hybrid(settings: Settings) -
     with_bm25 = Retriever(replace(settings, bm25_weight_en=0.75), embedder=FakeEmbedder())
     assert retriever.hybrid(english, 10) == without_bm25.hybrid(english, 10)
     assert retriever.hybrid(english, 10) != with_bm25.hybrid(english, 10)
+
+
+LISBONNE = "# Lisbonne\n\nLisbonne accueille le Web Summit chaque novembre depuis 2016."
+
+
+class _Droppable:
+    """A loaded build whose data can go, as Milvus drops the collections of a generation a
+    build replaced: every search then fails, as a Milvus call on a dropped collection does."""
+
+    def __init__(self, index: object) -> None:
+        self._index = index
+        self.dropped = False
+        self.failed = 0
+        self.closed = False
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._index, name)
+        if name in ("keyword", "nearest", "chunk_vectors", "chunk_scores", "sentence_rows_of", "best_sentence_scores"):
+
+            def call(*args: object) -> object:
+                if self.dropped:
+                    from chatbot.errors import BackendError
+
+                    self.failed += 1
+                    raise BackendError("Milvus failed to search the vectors (collection not found)")
+                return attribute(*args)
+
+            return call
+        return attribute
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _rebuilt_with_lisbonne(settings: Settings) -> None:
+    (settings.corpus_dir / "lisbonne.md").write_text(LISBONNE, encoding="utf-8")
+    build_index(settings, FakeEmbedder())
+
+
+def test_a_question_whose_build_was_dropped_is_answered_again_from_the_new_build(settings: Settings) -> None:
+    from chatbot.backends.local import load_index
+
+    build_index(settings, FakeEmbedder())
+    old = _Droppable(load_index(settings))
+    retriever = Retriever(settings, embedder=FakeEmbedder(), index=old)  # type: ignore[arg-type]
+    _rebuilt_with_lisbonne(settings)
+    old.dropped = True
+    hits = retriever.pinned(lambda: retriever.search("Lisbonne accueille le Web Summit", k=1))
+    assert hits[0].chunk.article_id == "lisbonne"
+    assert old.failed == 1 and old.closed  # one failed try, then the old build is let go
+    assert retriever.generation == (settings.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def test_a_failure_of_the_build_in_use_is_not_retried(settings: Settings) -> None:
+    from chatbot.backends.local import load_index
+    from chatbot.errors import BackendError
+
+    build_index(settings, FakeEmbedder())
+    broken = _Droppable(load_index(settings))
+    retriever = Retriever(settings, embedder=FakeEmbedder(), index=broken)  # type: ignore[arg-type]
+    broken.dropped = True  # the pointer still names it: Milvus is down, not replaced
+    with pytest.raises(BackendError, match="collection not found"):
+        retriever.pinned(lambda: retriever.search("Hong Kong", k=1))
+    assert broken.failed == 1 and not broken.closed
+
+
+def test_a_run_finishes_on_its_build_while_another_thread_switches(settings: Settings) -> None:
+    """A question's passages and rows come from one build, even if the retriever moves on."""
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    first = retriever.generation
+
+    def answer() -> tuple[str, str]:
+        hits = retriever.search("Hong Kong", k=1)
+        _rebuilt_with_lisbonne(settings)
+        import threading
+
+        switched = threading.Thread(target=lambda: retriever.refresh(now=True))
+        switched.start()
+        switched.join()
+        retriever.sentence_vectors_of([hits[0].chunk])  # rows of this run's build
+        return retriever.generation, retriever.search("Lisbonne Web Summit", k=1)[0].chunk.article_id
+
+    generation, found = retriever.pinned(answer)
+    assert generation == first and found != "lisbonne"  # the run's build, to the end
+    assert retriever.generation != first  # the next question gets the new one
+    assert retriever.search("Lisbonne Web Summit", k=1)[0].chunk.article_id == "lisbonne"
+
+
+def test_the_pointer_is_read_at_most_once_a_second(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatbot.backends.local import LoadedIndex
+
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    reads = []
+    latest = LoadedIndex.latest
+    monkeypatch.setattr(LoadedIndex, "latest", lambda self: reads.append(1) or latest(self))
+    _rebuilt_with_lisbonne(settings)
+    assert [retriever.refresh() for _ in range(50)] == [False] * 50  # built a moment ago: not read yet
+    assert reads == []
+    retriever._checked -= Retriever.REFRESH_EVERY_S  # a second later
+    assert retriever.refresh() and len(reads) == 1
+    assert not retriever.refresh() and len(reads) == 1
+    assert retriever.search("Lisbonne Web Summit", k=1)[0].chunk.article_id == "lisbonne"
+
+
+def test_a_newer_build_that_cannot_be_loaded_leaves_the_loaded_one_answering(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatbot import retrieval
+
+    build_index(settings, FakeEmbedder())
+    retriever = Retriever(settings, embedder=FakeEmbedder())
+    first = retriever.generation
+    _rebuilt_with_lisbonne(settings)
+    newest = (settings.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    (settings.index_dir / newest / "chunks.jsonl").write_text("damaged", encoding="utf-8")
+    loads = []
+    load = retrieval.load_backend
+    monkeypatch.setattr(retrieval, "load_backend", lambda s: loads.append(1) or load(s))
+    assert not retriever.refresh(now=True)
+    assert "cannot be loaded" in caplog.text
+    assert retriever.generation == first and retriever.search("Hong Kong", k=1)
+    monkeypatch.setattr(Retriever, "REFRESH_EVERY_S", 0.0)
+    assert not retriever.refresh() and len(loads) == 1  # not loaded again every second

@@ -21,7 +21,27 @@ Ranking = list[tuple[int, float]]  # (chunk row, score), best first
 
 
 class SearchBackend(Protocol):
-    """A loaded, verified index. Rows are positions in ``chunks``."""
+    """A loaded, verified index: one build (*generation*) of it. Rows are positions in ``chunks``.
+
+    A build writes a whole new generation and then moves a pointer to it; the loaded one keeps
+    its rows and answers until it is closed, except that Milvus drops a replaced generation's
+    collections (its calls then raise :class:`~chatbot.errors.BackendError`).
+    """
+
+    @property
+    def generation(self) -> str:
+        """The name of the loaded build (``gen-…`` folder, Milvus ``g…`` collections)."""
+        ...
+
+    def latest(self) -> str:
+        """The generation the pointer names now, read cheaply (a small file, one Milvus query):
+        another than :attr:`generation` once a newer build is in use.
+
+        Raises:
+            IndexStateError: the pointer is gone or unreadable.
+            BackendError: Milvus cannot be reached.
+        """
+        ...
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -28,10 +28,10 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -71,6 +71,7 @@ VECTORS = "vectors.faiss"
 SENTENCES = "sentences.npy"
 SENTENCE_OFFSETS = "sentence_offsets.npy"
 BM25_DIR = "bm25"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +86,23 @@ class LoadedIndex:
     sentence_vectors: np.ndarray
     # Row of the first sentence vector of each chunk, and one past the last chunk's.
     sentence_offsets: np.ndarray
+
+    @property
+    def generation(self) -> str:
+        """The ``gen-…`` folder this index was read from."""
+        return self.path.name
+
+    def latest(self) -> str:
+        """The generation CURRENT names now (once a build swapped it, not this one any more;
+        this one answers on: its files are in memory or mapped, deleted or not).
+
+        Raises:
+            IndexMissingError: CURRENT is gone.
+        """
+        name = _pointer(self.path.parent)
+        if name is None:
+            raise IndexMissingError(f"No index in {self.path.parent} any more. {_FIX_REBUILD}")
+        return name
 
     def sentence_rows(self, row: int) -> np.ndarray:
         """The sentence vectors of chunk ``row``, in the order of :func:`sentence_spans` (none
@@ -272,18 +290,46 @@ def load_index(settings: Settings) -> LoadedIndex:
         IndexCorruptError: a file is missing, truncated or corrupt, or of another format.
         IndexMismatchError: it was built with another embedder or other chunking settings.
     """
+    return _following_swaps(settings.index_dir, lambda path: _load_generation(path, settings))
+
+
+def _following_swaps(index_dir: Path, read: Callable[[Path], T]) -> T:
+    """``read`` of the generation CURRENT names. A build may swap CURRENT and delete that
+    generation while it is read: what then looks missing or corrupt is read again from the
+    generation CURRENT names now, for as long as it keeps moving (each move is a build that
+    finished meanwhile). Only a generation that stayed in use throughout is called corrupt."""
+    while True:
+        before = _pointer(index_dir)
+        try:
+            return read(current_generation(index_dir))
+        except IndexCorruptError:
+            if _pointer(index_dir) in (None, before):
+                raise
+            logger.info("The index in %s was replaced while being read; reading the new one.", index_dir)
+
+
+def _pointer(index_dir: Path) -> str | None:
+    try:
+        return (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _load_generation(path: Path, settings: Settings) -> LoadedIndex:
     import bm25s
     import faiss
 
-    path = current_generation(settings.index_dir)
     manifest = _read_manifest(path)
     check_compatible(manifest, settings)
-    for rel, facts in manifest.get("files", {}).items():
-        actual = path / rel
-        if not actual.is_file():
-            raise IndexCorruptError(f"Index file {actual} is missing. {_FIX_REBUILD}")
-        if actual.stat().st_size != facts["size"] or _sha256(actual) != facts["sha256"]:
-            raise IndexCorruptError(f"Index file {actual} is truncated or corrupt. {_FIX_REBUILD}")
+    try:
+        for rel, facts in manifest.get("files", {}).items():
+            actual = path / rel
+            if not actual.is_file():
+                raise IndexCorruptError(f"Index file {actual} is missing. {_FIX_REBUILD}")
+            if actual.stat().st_size != facts["size"] or _sha256(actual) != facts["sha256"]:
+                raise IndexCorruptError(f"Index file {actual} is truncated or corrupt. {_FIX_REBUILD}")
+    except OSError as exc:  # deleted while it was checked
+        raise IndexCorruptError(f"Index in {path} cannot be read ({exc}). {_FIX_REBUILD}") from exc
     try:
         with open(path / CHUNKS, encoding="utf-8") as fh:
             chunks = tuple(Chunk(**json.loads(line)) for line in fh if line.strip())
@@ -323,7 +369,7 @@ def index_is_stale(settings: Settings) -> bool:
     Reads the corpus and the manifest only; never loads a model.
     """
     try:
-        manifest = _read_manifest(current_generation(settings.index_dir))
+        manifest = _following_swaps(settings.index_dir, _read_manifest)
         check_compatible(manifest, settings)
     except (IndexMissingError, IndexCorruptError, IndexMismatchError):
         return True

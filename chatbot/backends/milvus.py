@@ -50,13 +50,14 @@ from chatbot.backends.milvus_store import (
     dense_index,
     drop,
     drop_others,
+    read_pointer,
     scan,
     switch,
     write_generation,
 )
 from chatbot.chunking import Chunk
 from chatbot.corpus import load_corpus
-from chatbot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from chatbot.errors import BackendError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from chatbot.settings import Settings
 
 if TYPE_CHECKING:
@@ -90,6 +91,21 @@ class MilvusIndex:
         self.sentence_offsets = np.cumsum([0, *counts]).astype(np.int64)
         self.dim = int(manifest["embedder"]["dim"])
         self.uri = conn.uri
+
+    @property
+    def generation(self) -> str:
+        """The ``g…`` generation whose collections this index reads."""
+        return self.names.generation
+
+    def latest(self) -> str:
+        """The generation the pointer collection names now (one query). A build drops the
+        collections of the generation it replaces: this index's calls then fail.
+
+        Raises:
+            IndexMissingError: the pointer is gone.
+            BackendError: Milvus cannot be reached.
+        """
+        return read_pointer(self._conn, self.names.prefix)
 
     def keyword(self, text: str, depth: int) -> Ranking:
         """Milvus's BM25 over its French analysis of the raw question."""
@@ -192,7 +208,7 @@ class MilvusIndex:
 
     def _dense_params(self, depth: int) -> dict[str, Any]:
         params: dict[str, Any] = {"metric_type": "IP"}
-        if not self._conn.lite:
+        if not self._conn.lite_engine:
             params["params"] = {"ef": max(self.settings.hnsw_ef_search, depth)}
         return params
 
@@ -227,10 +243,26 @@ def load_milvus(settings: Settings) -> MilvusIndex:
     """
     conn = Connection(settings)
     try:
-        return _load(conn, settings)
+        while True:
+            before = read_pointer(conn, settings.milvus_collection)
+            try:
+                return _load(conn, settings)
+            except (IndexCorruptError, BackendError):
+                # A build that finished meanwhile dropped the generation being read: read the
+                # new one (each move of the pointer is a whole build); else it is broken.
+                if _pointer_or_none(conn, settings) in (None, before):
+                    raise
+                logger.info("The index in Milvus at %s was replaced while being read; reading the new one.", conn.uri)
     except BaseException:
         conn.close()
         raise
+
+
+def _pointer_or_none(conn: Connection, settings: Settings) -> str | None:
+    try:
+        return read_pointer(conn, settings.milvus_collection)
+    except (IndexMissingError, BackendError):
+        return None
 
 
 def _load(conn: Connection, settings: Settings) -> MilvusIndex:
@@ -260,17 +292,7 @@ def _rebuild() -> str:
 def _current(conn: Connection, settings: Settings) -> tuple[Names, dict[str, Any]]:
     """The generation the pointer names and its manifest."""
     client = conn.client
-    pointer = Names(settings.milvus_collection).current
-    if not conn.call("list the collections", lambda: client.has_collection(pointer)):
-        raise IndexMissingError(f"No index in Milvus at {conn.uri}. Build it with `{FIX} --milvus-uri {conn.uri}`.")
-    rows = conn.call(
-        "read the current generation",
-        lambda: client.query(pointer, filter="seq >= 0", output_fields=["seq", "generation"]),
-    )
-    if not rows:
-        raise IndexMissingError(f"No index in Milvus at {conn.uri}. Build it with `{FIX} --milvus-uri {conn.uri}`.")
-    generation = max(rows, key=lambda r: int(r["seq"]))["generation"]
-    names = Names(settings.milvus_collection, generation)
+    names = Names(settings.milvus_collection, read_pointer(conn, settings.milvus_collection))
     existing = set(conn.call("list the collections", client.list_collections))
     missing = [name for name in names.all() if name not in existing]
     if missing:

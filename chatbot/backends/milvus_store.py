@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
@@ -78,6 +79,9 @@ class Connection:
     def __init__(self, settings: Settings, *, create: bool = False) -> None:
         self.uri = default_uri(settings)
         self.lite = is_lite(self.uri)
+        # Milvus Lite's engine, in this process's file or served on its socket (``unix:``, what
+        # milvus_lite serves a file on; another process may connect there): FLAT vectors only.
+        self.lite_engine = self.lite or self.uri.startswith("unix:")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # milvus_lite imports pkg_resources, deprecated
@@ -110,8 +114,10 @@ class Connection:
                 try:
                     if first and _held_elsewhere(Path(self.key)):
                         raise MilvusException(message="the file has been opened by another program")
+                    # An alias of its own: pymilvus shares one connection among the clients of a
+                    # URI, and closing any of them (a build's, a replaced index's) closed it for all.
                     self.client: MilvusClient = MilvusClient(
-                        uri=self.uri, token=settings.milvus_token or "", timeout=10
+                        uri=self.uri, token=settings.milvus_token or "", timeout=10, alias=f"chatbot-{uuid.uuid4().hex}"
                     )
                     break
                 except MilvusException as exc:
@@ -217,6 +223,27 @@ class Names:
         return found
 
 
+def read_pointer(conn: Connection, prefix: str) -> str:
+    """The generation the pointer collection ``<prefix>_current`` names (its newest row).
+
+    Raises:
+        IndexMissingError: nothing was built there.
+        BackendError: Milvus cannot be reached.
+    """
+    client = conn.client
+    pointer = Names(prefix).current
+    missing = f"No index in Milvus at {conn.uri}. Build it with `{FIX} --milvus-uri {conn.uri}`."
+    if not conn.call("list the collections", lambda: client.has_collection(pointer)):
+        raise IndexMissingError(missing)
+    rows = conn.call(
+        "read the current generation",
+        lambda: client.query(pointer, filter="seq >= 0", output_fields=["seq", "generation"]),
+    )
+    if not rows:
+        raise IndexMissingError(missing)
+    return str(max(rows, key=lambda r: int(r["seq"]))["generation"])
+
+
 def scan(conn: Connection, collection: str, fields: list[str]) -> list[dict[str, Any]]:
     """Every row of ``collection`` (an iterator: a query returns at most 16,384 rows)."""
     client = conn.client
@@ -238,7 +265,7 @@ def scan(conn: Connection, collection: str, fields: list[str]) -> list[dict[str,
 
 def dense_index(conn: Connection) -> dict[str, Any]:
     """FLAT on Milvus Lite (its only exact choice; it has no HNSW), HNSW on a server."""
-    if conn.lite:
+    if conn.lite_engine:
         return {"type": "flat", "metric": "inner_product"}
     return {"type": "hnsw", "metric": "inner_product", "M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
 
