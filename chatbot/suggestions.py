@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chatbot.analysis import detect_language
+from chatbot.analysis import analyze, detect_language
 from chatbot.errors import ChatbotError
 from chatbot.question import named_things
 from chatbot.reader.enrichment import FILENAME, SentenceQuestions, load_enrichment
@@ -43,10 +43,12 @@ RELATED = 3
 # nothing to a reader who has not read it; nor does a pronoun that names no one («Quelle
 # expérience a-t-elle ?»), unless the question names its subject («Shenzhen consacre-t-il…»).
 _LEANS_ON_ITS_SENTENCE = re.compile(
-    r"\b(?:cette phrase|la phrase|ce texte|cet article|l[’']article|ce passage|cette personne|cette entreprise|"
-    r"ce dernier|cette dernière)\b",
+    r"\b(?:cette|cet|ces|la phrase|ce texte|l[’']article|ce passage|ce dernier|ce que je|je|j[’']|mes)\b",
     re.IGNORECASE,
 )
+# A small model's slips («Quelle proportion de les entreprises…»): not shown to readers.
+_SLIP = re.compile(r"\b(?:de les|à les|à le|de le)\b", re.IGNORECASE)
+SAME_TOPIC = 0.5  # share of stemmed words above which two candidates ask the same thing
 _PRONOUN = re.compile(r"-t-(?:il|elle|ils|elles)\b|-(?:il|elle|ils|elles)\b|^(?:il|elle|ils|elles)\s", re.IGNORECASE)
 
 
@@ -94,27 +96,45 @@ def _key(question: str) -> str:
 
 
 def worth_suggesting(question: str) -> bool:
-    """A question a reader can ask as it stands: short, a question, and not leaning on the
-    sentence it was written from."""
+    """A question a reader can ask as it stands: short, a question, not leaning on the
+    sentence it was written from (a demonstrative, the author's «je», a pronoun that names no
+    one), without a small model's slip."""
     text = " ".join(question.split())
     if not (20 <= len(text) <= 110 and text.endswith("?")) or _LEANS_ON_ITS_SENTENCE.search(text):
+        return False
+    if _SLIP.search(text):
         return False
     return not _PRONOUN.search(text) or bool(named_things(text))
 
 
 def candidates(rows: Iterable[SentenceQuestions]) -> dict[str, list[str]]:
-    """The questions worth suggesting, by article in the file's order; within an article,
-    those that name something first (they stand alone best), each once."""
-    found: dict[str, dict[str, str]] = {}
+    """The questions worth suggesting, by article in the file's order: first one per sentence
+    (the one that names something, if any), then the others; a question that shares most of
+    its words with an earlier one of its article is left out (a model writes «Quelles leçons
+    Groupon a-t-il tirées…» three ways)."""
+    firsts: dict[str, list[str]] = {}
+    others: dict[str, list[str]] = {}
     for row in rows:
-        for question in row.questions:
-            text = " ".join(question.split())
-            if worth_suggesting(text):
-                found.setdefault(row.article_id, {}).setdefault(_key(text), text)
-    return {
-        article: sorted(questions.values(), key=lambda q: not named_things(q))  # stable: file order within
-        for article, questions in found.items()
-    }
+        ranked = sorted(
+            (" ".join(q.split()) for q in row.questions if worth_suggesting(q)),
+            key=lambda q: not named_things(q),  # stable: the model's order otherwise
+        )
+        if ranked:
+            firsts.setdefault(row.article_id, []).append(ranked[0])
+            others.setdefault(row.article_id, []).extend(ranked[1:])
+    pools: dict[str, list[str]] = {}
+    for article, first in firsts.items():
+        kept: list[tuple[str, frozenset[str]]] = []
+        for question in sorted(first, key=lambda q: not named_things(q)) + others[article]:
+            words = frozenset(analyze(question))
+            if words and all(_overlap(words, seen) < SAME_TOPIC for _, seen in kept):
+                kept.append((question, words))
+        pools[article] = [q for q, _ in kept]
+    return pools
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b)
 
 
 def build(

@@ -33,6 +33,9 @@ def test_only_questions_that_stand_alone_may_be_suggested() -> None:
         "Quelle expérience a-t-elle dans l'agence ?",  # who is «elle»?
         "Que fait-il pour ses clients ?",
         "Que dit cette phrase sur les marques ?",
+        "Quel est le Président de cette association ?",  # which one?
+        "Qu'est-ce qui fait que Lyon représente ce que je constate ?",  # the author's «je»
+        "Quelle proportion de les entreprises n'ont pas de page Facebook ?",  # a small model's slip
         "Quel est le sujet de l'article ?",
         "Pourquoi ?",  # too short
         "Le plafond d'imposition des profits à Hong Kong",  # not a question
@@ -41,13 +44,14 @@ def test_only_questions_that_stand_alone_may_be_suggested() -> None:
         assert not worth_suggesting(leaning), leaning
 
 
-def test_candidates_are_grouped_by_article_named_ones_first_each_once() -> None:
+def test_candidates_are_grouped_by_article_named_ones_first_near_duplicates_once() -> None:
     rows = [
         SentenceQuestions("chine", "s1", ("Quel est le taux d'imposition maximal ?", "Quel impôt à Hong Kong ?"), "m"),
         SentenceQuestions("chine", "s2", ("Quel est le taux d’imposition  maximal ?".replace("’", "'"),), "m"),
         SentenceQuestions(
             "linkedin", "s3", ("Que fait-elle pour ses clients ?", "Combien d'entreprises sont absentes ?"), "m"
         ),
+        SentenceQuestions("linkedin", "s4", ("Combien d'entreprises sont-elles absentes ?",), "m"),  # the same again
     ]
     assert candidates(rows) == {
         "chine": ["Quel impôt à Hong Kong ?", "Quel est le taux d'imposition maximal ?"],
