@@ -84,8 +84,11 @@ class ChatService:
         self.feedback = feedback or FeedbackLog()
         self.guard = guard  # per-client limits (chatbot serve); None: none
         self.questions = questions  # the question log (CHATBOT_QUESTION_LOG); None: off
-        # Checked with the extractive reader, alone, as a question asked first (chatbot.suggestions).
-        self.suggestions = Suggestions(settings.corpus_dir, lambda question: self.ask(question))
+        # Checked with the extractive reader, alone, as a question asked first, once per index
+        # build (chatbot.suggestions).
+        self.suggestions = Suggestions(
+            settings.corpus_dir, lambda question: self.ask(question), lambda: self.retriever.generation
+        )
         self._retriever = retriever
         self._load_lock = threading.Lock()
         self._read_lock = threading.Lock()

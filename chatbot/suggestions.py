@@ -176,37 +176,77 @@ def build(
 
 
 class Suggestions:
-    """The suggestions of one service: built once, on first :meth:`build` (or in the
-    background), then read without waiting (:meth:`ready`). Thread-safe."""
+    """The suggestions of one service and index build: built once, on first :meth:`build` (or
+    in the background), then read without waiting (:meth:`ready`). ``generation`` names the
+    index build that answers; when it changes (a rebuilt index), the suggestions are built
+    again in the background and none are shown meanwhile: a question checked on the old
+    build could be declined by the new one. Thread-safe."""
 
-    def __init__(self, corpus_dir: Path, ask: Callable[[str], Answer], max_checks: int = MAX_CHECKS) -> None:
+    def __init__(
+        self,
+        corpus_dir: Path,
+        ask: Callable[[str], Answer],
+        generation: Callable[[], str] = lambda: "",
+        max_checks: int = MAX_CHECKS,
+    ) -> None:
         self.path = corpus_dir / FILENAME
         self._ask = ask
+        self._generation = generation
         self.max_checks = max_checks
-        self._built: SuggestionSet | None = None
-        self._lock = threading.Lock()
+        self._built: tuple[str, SuggestionSet] | None = None
+        self._lock = threading.Lock()  # held while building
+        self._flag = threading.Lock()  # never held long: ready() does not wait for a build
+        self._rebuilding = False
 
     def ready(self) -> SuggestionSet | None:
-        """The suggestions if they are built, else ``None`` (never waits)."""
-        return self._built
+        """The suggestions if they are built for the index build now answering, else ``None``
+        (never waits; a stale set starts its rebuild)."""
+        built = self._built
+        if built is None:
+            return None
+        try:
+            current = self._generation()
+        except ChatbotError:
+            return None
+        if built[0] == current:
+            return built[1]
+        with self._flag:
+            start, self._rebuilding = not self._rebuilding, True
+        if start:
+            self.warm_in_background()
+        return None
 
     def build(self) -> SuggestionSet:
-        """Build the suggestions (once; later calls return them). A missing or unreadable
-        enrichment file gives none (logged)."""
+        """Build the suggestions for the index build now answering (once per build; later
+        calls return them). A missing or unreadable enrichment file gives none (logged).
+
+        Raises:
+            IndexStateError, ModelError: the index or the embedder cannot be used.
+        """
         with self._lock:
-            if self._built is None:
+            generation = self._generation()
+            if self._built is None or self._built[0] != generation:
                 try:
                     pools = candidates(load_enrichment(self.path).values())
                 except ChatbotError as exc:
                     logger.warning("No suggested questions: %s", exc)
                     pools = {}
-                self._built = build(pools, self._ask, max_checks=self.max_checks)
-                logger.info("Suggested questions: %d kept of %d checked in %.1f s", len(self._built),
-                            self._built.checked, self._built.seconds)  # fmt: skip
-            return self._built
+                built = build(pools, self._ask, max_checks=self.max_checks)
+                self._built = (generation, built)
+                with self._flag:
+                    self._rebuilding = False
+                logger.info("Suggested questions: %d kept of %d checked in %.1f s", len(built),
+                            built.checked, built.seconds)  # fmt: skip
+            return self._built[1]
 
     def warm_in_background(self) -> threading.Thread:
-        thread = threading.Thread(target=self.build, name="suggestions", daemon=True)
+        def run() -> None:
+            try:
+                self.build()
+            except ChatbotError as exc:
+                logger.warning("The suggested questions could not be built: %s", exc)
+
+        thread = threading.Thread(target=run, name="suggestions", daemon=True)
         thread.start()
         return thread
 

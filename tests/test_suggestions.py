@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from pathlib import Path
 
 from chatbot.answer import Answer, Citation
@@ -13,7 +14,7 @@ from chatbot.reader import ExtractiveReader
 from chatbot.reader.enrichment import FILENAME, SentenceQuestions
 from chatbot.retrieval import Retriever
 from chatbot.service import ChatService
-from chatbot.suggestions import Suggestion, SuggestionSet, build, candidates, worth_suggesting
+from chatbot.suggestions import Suggestion, Suggestions, SuggestionSet, build, candidates, worth_suggesting
 
 from .conftest import OPEN
 
@@ -137,8 +138,30 @@ def test_the_chat_shows_starters_and_related_questions_once_they_are_built(retri
 
 def test_a_suggestion_is_escaped_in_its_button(retriever: Retriever, tmp_path: Path) -> None:
     service = _enriched(retriever)
-    service.suggestions._built = SuggestionSet(
-        {"chine": (Suggestion('Un "piège" <script>alert(1)</script> ?', "chine"),)}
-    )
+    trap = Suggestion('Un "piège" <script>alert(1)</script> ?', "chine")
+    service.suggestions._built = (retriever.generation, SuggestionSet({"chine": (trap,)}))
     shown = welcome(service)
     assert "<script>" not in shown and 'data-question="Un &quot;piège&quot; &lt;script&gt;' in shown
+
+
+def test_suggestions_checked_on_an_older_index_build_are_not_shown_and_are_built_again(tmp_path: Path) -> None:
+    rows = [SentenceQuestions("chine", "s1", ("Quel est le plafond d'imposition à Hong Kong ?",), "m")]
+    (tmp_path / FILENAME).write_text("".join(r.to_json() + "\n" for r in rows), encoding="utf-8")
+    generation = ["build-1"]
+    asked: list[str] = []
+
+    def ask(question: str) -> Answer:
+        asked.append(question)
+        return _answer(question, "chine")
+
+    suggestions = Suggestions(tmp_path, ask, lambda: generation[0])
+    first = suggestions.build()
+    assert suggestions.ready() is first and len(asked) == 1
+    generation[0] = "build-2"  # the index was rebuilt
+    assert suggestions.ready() is None  # not shown: checked on the old build; rebuilt in the background
+    for _ in range(100):
+        if suggestions.ready() is not None:
+            break
+        time.sleep(0.05)
+    again = suggestions.ready()
+    assert again is not None and again is not first and len(asked) == 2
