@@ -43,7 +43,7 @@ RELATED = 3
 # nothing to a reader who has not read it; nor does a pronoun that names no one («Quelle
 # expérience a-t-elle ?»), unless the question names its subject («Shenzhen consacre-t-il…»).
 _LEANS_ON_ITS_SENTENCE = re.compile(
-    r"\b(?:cette|cet|ces|la phrase|ce texte|l[’']article|ce passage|ce dernier|ce que je|je|j[’']|mes)\b",
+    r"\b(?:cette|cet|ces|ce même|la phrase|ce texte|l[’']article|ce passage|ce dernier|ce que je|je|j[’']|mes)\b",
     re.IGNORECASE,
 )
 # A small model's slips («Quelle proportion de les entreprises…»): not shown to readers.
