@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator, Sequence
 
-from chatbot.conversation import search_with_history
 from chatbot.reader import ExtractiveReader, Reader
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
@@ -20,7 +19,7 @@ from chatbot.reader.values import (
     split_sentences,
     with_citations,
 )
-from chatbot.retrieval import Retriever
+from chatbot.retrieval import Retriever, search_with_history
 from chatbot.settings import Mode
 
 __all__ = [

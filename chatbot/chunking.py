@@ -78,6 +78,15 @@ class Chunk:
         return [self.text[start:end] for start, end in sentence_spans(self.text)]
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a question: its score in the mode that found it, its 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
 def chunk_article(article: Article, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
     """Split one article into chunks of at most ``chunk_size`` characters.
 

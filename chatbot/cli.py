@@ -339,10 +339,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     feedback = FeedbackLog(max_bytes=access.feedback_max_bytes)
     service = ChatService(settings, reader=_reader(args), feedback=feedback, questions=questions)
-    service.retriever.search("démarrage")  # load the model now, not on the first question
-    service.retriever.generated_questions()  # and the enrichment's vectors (embedded once per index)
-    service.retriever.small_talk().warm()  # and the small-talk examples
-    service.retriever.entities()
+    service.warm()  # the model and the reader's vectors now, not on the first question
     service.warm_in_background()  # a language model loads while the page opens
     print(f"Feedback (👍/👎) is written to {service.feedback.path.resolve()}", file=sys.stderr)
     if questions is not None:

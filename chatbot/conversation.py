@@ -1,5 +1,5 @@
 """A conversation's turns, and follow-up questions: «Et en Finlande ?» is searched together
-with the turn before it."""
+with the turn before it (:func:`chatbot.retrieval.search_with_history`). Text logic only."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chatbot import analysis
-from chatbot.retrieval import Hit, Retriever, clean_question, rrf_fuse
-from chatbot.settings import Mode
 
 # A question with at most this many content words leans on the conversation for its subject.
 SHORT_QUESTION = 4
@@ -71,42 +69,3 @@ def fitting_context(previous: str, question: str, limit: int) -> str:
     if text[-budget - 1] != " " and " " in tail:
         tail = tail.split(" ", 1)[1]  # no half word
     return tail.strip()
-
-
-def search_with_history(
-    retriever: Retriever,
-    question: str,
-    history: Sequence[str] = (),
-    *,
-    k: int | None = None,
-    mode: Mode | None = None,
-) -> list[Hit]:
-    """Search for ``question`` asked after the earlier questions ``history`` (oldest first).
-
-    The question is searched with the previous one prepended, so pronouns and ellipses get
-    their subject, and on its own, so a new topic still wins; the two rankings are fused,
-    the contextual one weighing more when the question is short. Only ``question`` is held to
-    ``max_question_chars``: the previous one is trimmed to fit beside it (:func:`fitting_context`).
-
-    Raises:
-        QuestionError: ``question`` is empty or too long (whatever the history).
-    """
-    limit = retriever.settings.max_question_chars
-    question = clean_question(question, limit)
-    previous = fitting_context(previous_question(history), question, limit)
-    if not previous:
-        return retriever.search(question, k=k, mode=mode)
-    k = k or retriever.settings.top_k
-    depth = max(k, retriever.settings.candidates)
-    contextual = retriever.search(f"{previous} {question}", k=depth, mode=mode)
-    alone = retriever.search(question, k=depth, mode=mode)
-    weights = (1.0, 0.5) if is_short(question) else (1.0, 1.0)
-    by_id = {h.chunk.id: h.chunk for h in contextual + alone}
-    fused = rrf_fuse(
-        [
-            ([(h.chunk.id, h.score) for h in contextual], weights[0]),
-            ([(h.chunk.id, h.score) for h in alone], weights[1]),
-        ],
-        retriever.settings.rrf_k,
-    )
-    return [Hit(by_id[key], score, rank) for rank, (key, score) in enumerate(fused[:k], start=1)]

@@ -173,7 +173,7 @@ def evaluate(questions: Sequence[Question], search: Search, all_chunks: Sequence
 
 def evaluate_retriever(questions: Sequence[Question], retriever: Retriever, mode: Mode) -> dict[str, Any]:
     """:func:`evaluate` the top 10 that the chat would retrieve (follow-ups with their history)."""
-    from chatbot.conversation import search_with_history
+    from chatbot.retrieval import search_with_history
 
     def search(q: Question) -> list[Chunk]:
         return [h.chunk for h in search_with_history(retriever, q.question, q.history, k=10, mode=mode)]

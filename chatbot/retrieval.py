@@ -9,7 +9,6 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -17,7 +16,8 @@ import numpy as np
 from chatbot import analysis
 from chatbot.backends import load_backend
 from chatbot.backends.base import Ranking, SearchBackend
-from chatbot.chunking import Chunk
+from chatbot.chunking import Chunk, Hit
+from chatbot.conversation import fitting_context, is_short, previous_question
 from chatbot.errors import (
     BackendError,
     ChatbotError,
@@ -32,20 +32,8 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
     from chatbot.embedding import Embedder
-    from chatbot.entities import SentenceEntities
-    from chatbot.reader.enrichment import QuestionVectors
-    from chatbot.smalltalk import SmallTalk
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A retrieved chunk, its score in the mode that found it, and its 1-based rank."""
-
-    chunk: Chunk
-    score: float
-    rank: int
 
 
 _QUERY_CACHE = 1024  # recent questions' vectors (3 MB at 768 dimensions): a fit reads each question twice
@@ -122,6 +110,7 @@ class Retriever:
         self._reload_lock = threading.Lock()  # one load of a newer build at a time
         self._checked = time.monotonic()
         self._unloadable: str | None = None  # a newer build that failed to load: not retried
+        self._follow: dict[str, Callable[[Any], Any]] = {}  # derived(): how a new build gets each
 
     @property
     def _gen(self) -> _Generation:
@@ -238,19 +227,16 @@ class Retriever:
                 generation.index.close()
 
     def _prepare(self, fresh: _Generation, *, like: _Generation) -> None:
-        """Derive now, for a newly loaded build, what questions used on the one it replaces,
-        so that the first question on it does not wait: the named entities (read from their
-        cache, which ``chatbot index`` wrote), the small talk (the examples' vectors reused, the
-        model is not called here). The generated questions' vectors follow on first use (their
-        file may have changed: they may need the model, which questions use under a lock)."""
+        """Derive now, for a newly loaded build, what questions used on the one it replaces and
+        :meth:`derived` was told how to follow (the named entities from their cache, the small
+        talk with the examples' vectors reused: the model is not called here), so that the first
+        question on it does not wait; the rest is derived on first use."""
         pinned = getattr(self._pins, "generation", None)
         self._pins.generation = fresh
         try:
-            if "entities" in like.extras:
-                self.entities()
-            small_talk = like.extras.get("small_talk")
-            if small_talk is not None:
-                fresh.extras["small_talk"] = small_talk.with_sentences(self._corpus_sentences())
+            for name, follow in list(self._follow.items()):
+                if name in like.extras:
+                    fresh.extras[name] = follow(like.extras[name])
         finally:
             self._pins.generation = pinned
 
@@ -360,54 +346,17 @@ class Retriever:
         ends = np.cumsum([len(group) for group in sentences])
         return list(np.split(vectors, ends[:-1]))
 
-    def entities(self) -> SentenceEntities | None:
-        """The named entities of the index's sentences (spaCy, cached beside the index; tagged
-        once, ~3 s, when no cache holds them); None when spaCy's French pipeline is missing."""
-        from chatbot.entities import EntitiesError, SentenceEntities
-
-        def load() -> SentenceEntities | None:
-            try:
-                return SentenceEntities.load(self.chunks, self.settings.index_dir)
-            except EntitiesError as exc:
-                logger.warning("Answers without named entities: %s", exc)
-                return None
-
-        return self._extra("entities", load)  # type: ignore[no-any-return]
-
-    def generated_questions(self) -> QuestionVectors:
-        """The vectors of the questions written for the corpus sentences at index time
-        (``<corpus>/enrichment.jsonl``; none when absent), embedded once and kept beside the index.
-
-        Raises:
-            EnrichmentError: the enrichment file cannot be read.
-        """
-        from chatbot.reader.enrichment import QuestionVectors
-
-        settings = self.settings
-        return self._extra(  # type: ignore[no-any-return]
-            "questions",
-            lambda: QuestionVectors.load(settings.corpus_dir, settings.index_dir, self.embedder, settings.model),
-        )
-
-    def small_talk(self) -> SmallTalk:
-        """Recognises greetings, thanks and off-topic messages against the index's sentences
-        (:mod:`chatbot.smalltalk`)."""
-        from chatbot.smalltalk import SmallTalk
-
-        return self._extra("small_talk", lambda: SmallTalk(self.embedder, self._corpus_sentences()))  # type: ignore[no-any-return]
-
-    def _corpus_sentences(self) -> np.ndarray:
-        """Every sentence vector of the index (none when it stores none)."""
-        rows = self.sentence_vectors_of(self.chunks) if self.settings.sentence_vectors else []
-        return np.vstack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
-
-    def _extra(self, name: str, load: Callable[[], Any]) -> Any:
-        """What ``load`` gives, computed once per build of the index, whichever thread asks first."""
+    def derived(self, name: str, load: Callable[[], T], follow: Callable[[T], T] | None = None) -> T:
+        """What ``load`` gives, computed once per build of the index, whichever thread asks
+        first (a reader's caches: :mod:`chatbot.reader.library`). ``follow(old)`` makes it for a
+        newly loaded build from the one it replaces, before questions reach the new build."""
         generation = self._gen
         with generation.extras_lock:
+            if follow is not None:
+                self._follow.setdefault(name, follow)
             if name not in generation.extras:
                 generation.extras[name] = load()
-            return generation.extras[name]
+            return generation.extras[name]  # type: ignore[no-any-return]
 
     def clear_query_cache(self) -> None:
         """Forget the kept question vectors (benchmarks measure the model, not the cache)."""
@@ -444,3 +393,42 @@ def _cross_encoder(name: str) -> CrossEncoder:
         raise ModelError(
             f"Cannot load reranker {name!r}: {exc}. Give a local CrossEncoder folder or no reranker."
         ) from exc
+
+
+def search_with_history(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[str] = (),
+    *,
+    k: int | None = None,
+    mode: Mode | None = None,
+) -> list[Hit]:
+    """Search for ``question`` asked after the earlier questions ``history`` (oldest first).
+
+    The question is searched with the previous one prepended, so pronouns and ellipses get
+    their subject, and on its own, so a new topic still wins; the two rankings are fused,
+    the contextual one weighing more when the question is short. Only ``question`` is held to
+    ``max_question_chars``: the previous one is trimmed to fit beside it (:func:`fitting_context`).
+
+    Raises:
+        QuestionError: ``question`` is empty or too long (whatever the history).
+    """
+    limit = retriever.settings.max_question_chars
+    question = clean_question(question, limit)
+    previous = fitting_context(previous_question(history), question, limit)
+    if not previous:
+        return retriever.search(question, k=k, mode=mode)
+    k = k or retriever.settings.top_k
+    depth = max(k, retriever.settings.candidates)
+    contextual = retriever.search(f"{previous} {question}", k=depth, mode=mode)
+    alone = retriever.search(question, k=depth, mode=mode)
+    weights = (1.0, 0.5) if is_short(question) else (1.0, 1.0)
+    by_id = {h.chunk.id: h.chunk for h in contextual + alone}
+    fused = rrf_fuse(
+        [
+            ([(h.chunk.id, h.score) for h in contextual], weights[0]),
+            ([(h.chunk.id, h.score) for h in alone], weights[1]),
+        ],
+        retriever.settings.rrf_k,
+    )
+    return [Hit(by_id[key], score, rank) for rank, (key, score) in enumerate(fused[:k], start=1)]

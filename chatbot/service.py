@@ -99,6 +99,14 @@ class ChatService:
         self._views_of = ""  # the index build these two views were made from
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
+    def warm(self) -> None:
+        """Load now what the first question would wait for: the embedding model, and what the
+        reader derives from the index (:func:`chatbot.reader.library.warm`)."""
+        from chatbot.reader.library import warm
+
+        self.retriever.search("démarrage")
+        warm(self.retriever)
+
     def warm_in_background(self) -> None:
         """Load now, in the background, what a first question would wait for (the page opens
         meanwhile): the word vectors of count questions, the suggested questions, and a writing

@@ -22,12 +22,11 @@ from pathlib import Path
 from study import HELD_OUT, HERE  # type: ignore[import-not-found]
 
 from chatbot import retrieval
-from chatbot.conversation import search_with_history
 from chatbot.evaluation import Question, answer_metrics, load_questions
 from chatbot.reader import extractive
 from chatbot.reader.extractive import ExtractiveReader
 from chatbot.reader.values import DEFAULT_ANSWER_SETTINGS, AnswerSettings
-from chatbot.retrieval import Hit, Retriever
+from chatbot.retrieval import Hit, Retriever, search_with_history
 from chatbot.settings import Settings
 
 KEYS = ("answer_evidence_rate", "answer_first_rate", "abstain_correct", "abstain_false")
@@ -67,7 +66,8 @@ VARIANTS: dict[str, tuple[AnswerSettings, Callable[[], contextlib.AbstractContex
     "no year rule": (DEFAULT_ANSWER_SETTINGS, _no_reading_field(year_missing="")),
     "no decline model": (_settings(min_probability=0.0), contextlib.nullcontext),
     "no answers-alone rule": (
-        DEFAULT_ANSWER_SETTINGS, lambda: patched(extractive, "_answers_alone", lambda reading, sentence: False)
+        DEFAULT_ANSWER_SETTINGS,
+        lambda: patched(extractive, "_answers_alone", lambda reading, sentence: False),
     ),
     "no thread rule": (DEFAULT_ANSWER_SETTINGS, lambda: patched(extractive, "with_its_thread", lambda s: s)),
     "no enrichment bonus": (_settings(enrichment_weight=0.0), contextlib.nullcontext),

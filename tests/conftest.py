@@ -172,10 +172,9 @@ def chat_service(real_retriever: Retriever, tmp_path_factory: pytest.TempPathFac
     from chatbot.service import ChatService
 
     feedback = FeedbackLog(tmp_path_factory.mktemp("feedback") / "feedback.jsonl")
-    # What `chatbot serve` embeds before it listens (EmbeddingGemma: about a minute on 2 cores).
-    real_retriever.generated_questions()
-    real_retriever.small_talk().warm()
-    return ChatService(real_retriever.settings, real_retriever, feedback=feedback)
+    service = ChatService(real_retriever.settings, real_retriever, feedback=feedback)
+    service.warm()  # what `chatbot serve` embeds before it listens (EmbeddingGemma: about a minute)
+    return service
 
 
 @pytest.fixture(scope="session")

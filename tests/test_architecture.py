@@ -16,7 +16,6 @@ from pathlib import Path
 from .conftest import REPO
 
 PACKAGE = REPO / "chatbot"
-BACKENDS = "chatbot.backends"
 MAX_LINES = 500  # a module one can read in one sitting (docs/style.md)
 
 
@@ -111,24 +110,20 @@ def test_the_cycle_finder_finds_lazy_and_indirect_cycles() -> None:
     assert any(isinstance(node, ast.ImportFrom) for node in ast.walk(source))  # ast.walk sees inside functions
 
 
-def test_no_import_cycle_goes_through_the_backends_package() -> None:
+def test_no_import_cycle_in_the_package() -> None:
     cycles = _cycles(_graph())
-    ours = [cycle for cycle in cycles if any(m == BACKENDS or m.startswith(BACKENDS + ".") for m in cycle)]
-    others = [cycle for cycle in cycles if cycle not in ours]
-    assert not ours, (
-        "import cycles through chatbot.backends: "
-        + "; ".join(" -> ".join(c) for c in ours)
-        + (" (elsewhere, not this package's: " + "; ".join(" -> ".join(c) for c in others) + ")" if others else "")
-    )
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-def test_every_module_of_the_backends_package_reads_in_one_sitting() -> None:
+# Modules still over the limit, each capped at its size today so that none grows: the
+# architecture issue splits them (the CLI's commands, the importer's parsers, the reader's
+# scoring, the page's templates). Any other module over the limit fails.
+STILL_LONG = {"chatbot.app": 730, "chatbot.cli": 780, "chatbot.importer": 686, "chatbot.reader.extractive": 670}
+
+
+def test_every_module_reads_in_one_sitting() -> None:
     modules = _modules()
-    folder = PACKAGE / "backends"
-    assert folder.is_dir(), "chatbot/backends/ is a package"
-    long = {
-        name: n
-        for name, path in modules.items()
-        if path.is_relative_to(folder) and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
-    }
-    assert not long, f"over {MAX_LINES} lines: {long}"
+    assert (PACKAGE / "backends").is_dir(), "chatbot/backends/ is a package"
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules.items()}
+    long = {name: n for name, n in sizes.items() if n > STILL_LONG.get(name, MAX_LINES)}
+    assert not long, f"over {MAX_LINES} lines (or over their cap in STILL_LONG): {long}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.conversation import Turn, asked_before, exchanges, fitting_context, search_with_history
+from chatbot.conversation import Turn, asked_before, exchanges, fitting_context
 from chatbot.errors import QuestionTooLongError
-from chatbot.retrieval import Retriever
+from chatbot.retrieval import Retriever, search_with_history
 
 
 class Spy(Retriever):

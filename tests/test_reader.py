@@ -29,6 +29,7 @@ from chatbot.reader.extractive import (
     with_its_thread,
     write_models,
 )
+from chatbot.reader.library import named_entities
 from chatbot.reader.values import Sentence, split_sentences
 from chatbot.retrieval import Hit, Retriever
 from chatbot.settings import Settings
@@ -290,9 +291,9 @@ def test_an_interview_answer_keeps_the_people_its_question_names(tmp_path: Path)
         "# Entretien\n\nClaire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?\n"
         "J’ai voulu que les femmes du numérique se rencontrent enfin dans notre région.\n",
     )  # fmt: skip
-    assert retriever.entities() is not None and ("Claire Dubois", "PER") in retriever.entities().of(  # type: ignore[union-attr]
-        "Claire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?"
-    )
+    entities = named_entities(retriever)
+    assert entities is not None
+    assert ("Claire Dubois", "PER") in entities.of("Claire Dubois, vous avez fondé la société Lumio à Lyon, pourquoi ?")
     founded = answer(retriever, "Qui a fondé Lumio ?", settings=OPEN)
     assert not founded.abstained, founded.reason
     assert founded.citations[0].quote.startswith("Claire Dubois, vous avez fondé")
@@ -417,7 +418,7 @@ def test_a_number_asked_is_quoted_first_from_the_close_sentences_that_give_one(t
 
 
 def _read(retriever: Retriever, question: str) -> Reading:
-    from chatbot.conversation import search_with_history
+    from chatbot.retrieval import search_with_history
 
     return read_passages(question, (), search_with_history(retriever, question, ()), retriever, OPEN)
 

@@ -29,7 +29,8 @@ from chatbot.reader.writer import LLMConfig, ModelReader, ServerWriter
 from chatbot.settings import READERS
 
 if TYPE_CHECKING:
-    from chatbot.retrieval import Hit, Retriever
+    from chatbot.chunking import Hit
+    from chatbot.reader.values import Library
 
 __all__ = ["ExtractiveReader", "ModelReader", "Reader", "make_reader"]
 
@@ -42,7 +43,7 @@ class Reader(Protocol):
     def name(self) -> str: ...
 
     def stream(
-        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], library: Library,
         turns: Sequence[tuple[str, str]] = (),
     ) -> Iterator[Progress | str | Answer]: ...  # fmt: skip
 

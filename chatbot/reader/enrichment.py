@@ -2,7 +2,7 @@
 
 A question rarely uses the article's words («l'ancienne colonie britannique» for Hong Kong);
 a question written *from* the sentence is closer to it than the sentence itself. A language
-model (the bundled local one, or a configured server: any :class:`chatbot.reader.writer.Writer`) writes
+model (the bundled local one, or a configured server: any :class:`chatbot.reader.values.Writer`) writes
 two French questions per sentence; they are stored in a plain JSONL file beside the corpus
 (``<corpus>/enrichment.jsonl``), one line per sentence, keyed by the article id and the
 sentence's own text (a content hash: only new or changed sentences are written again), with
@@ -31,7 +31,7 @@ from chatbot.errors import ChatbotError
 
 if TYPE_CHECKING:
     from chatbot.embedding import Embedder
-    from chatbot.reader.writer import Writer
+    from chatbot.reader.values import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def enrich(
     ``path`` as soon as it is written (an interrupted run keeps what it did). Yields the rows.
 
     Raises:
-        Whatever the writer raises (:class:`chatbot.reader.writer.Writer`).
+        Whatever the writer raises (:class:`chatbot.reader.values.Writer`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:

@@ -17,29 +17,29 @@ from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from chatbot import analysis, smalltalk
+from chatbot.chunking import Hit
 from chatbot.conversation import follow_up_context, previous_question
 from chatbot.entities import ANSWERS
 from chatbot.errors import ReaderModelError
 from chatbot.question import QuestionAnalysis, analyze_question, fold, holds, mentions, years
+from chatbot.reader.library import generated_questions, named_entities, small_talk
 from chatbot.reader.values import (
     DEFAULT_ANSWER_SETTINGS,
     NOT_FOUND,
     Answer,
     AnswerSettings,
+    Library,
     Progress,
     Sentence,
     split_sentences,
     with_citations,
 )
 from chatbot.synonyms import names_alike
-
-if TYPE_CHECKING:
-    from chatbot.retrieval import Hit, Retriever
 
 # Question-level features: how well the best sentences answer *this* question. The decline
 # model (a logistic regression, chatbot.reader.fit) weighs them.
@@ -271,7 +271,7 @@ class Reading:
 
 
 def read_passages(
-    question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever, settings: AnswerSettings,
+    question: str, history: Sequence[str], hits: Sequence[Hit], library: Library, settings: AnswerSettings,
     calibration: Calibration = IDENTITY,
 ) -> Reading:  # fmt: skip
     """Score every candidate (sentences, and interview answers joined to their question) and
@@ -282,15 +282,15 @@ def read_passages(
     # What a short follow-up asks is in its own words («Et la TVA ?»); the earlier question
     # only gives the subject, which the cosine over ``query`` carries.
     terms = frozenset(analysis.analyze(question) or analysis.analyze(query))
-    q_vec = retriever.query_vector(query)[0]
+    q_vec = library.query_vector(query)[0]
     previous = previous_question(history)
     readings = {question, query, *([f"{previous} {question}"] if previous else [])}
-    support = calibration(max(_nearest_cosine(retriever, retriever.query_vector(text)) for text in readings))
+    support = calibration(max(_nearest_cosine(library, library.query_vector(text)) for text in readings))
     candidates: list[Candidate] = []
     # Who / where / which organisation about a named thing: the sentences' named entities.
-    entities = retriever.entities() if asked.asked in ANSWERS and asked.focus else None
+    entities = named_entities(library) if asked.asked in ANSWERS and asked.focus else None
 
-    written = retriever.generated_questions() if settings.enrichment_weight else None
+    written = generated_questions(library) if settings.enrichment_weight else None
     asked_by: dict[tuple[str, int, int], float] = {}
 
     def add(sentence: Sentence, cos: float, ranking_cos: float, context: str, own: str, asking: str = "") -> None:
@@ -314,7 +314,7 @@ def read_passages(
         named = tuple(e for text in (asking, own) if text for e in entities.of(text)) if entities is not None else ()
         candidates.append(Candidate(replace(sentence, score=score), cos, words, folded, context, named))
 
-    for hit, vectors in zip(hits, retriever.sentence_vectors_of([hit.chunk for hit in hits]), strict=True):
+    for hit, vectors in zip(hits, library.sentence_vectors_of([hit.chunk for hit in hits]), strict=True):
         sentences = split_sentences(hit, 1)
         for i, sentence in enumerate(sentences):
             if len(sentence.text) < settings.min_sentence_chars or sentence.text.startswith(("http://", "https://")):
@@ -370,15 +370,15 @@ def read_passages(
         undated = next((year for year in asked_years if year not in dated), "")
     return Reading(
         question, lang, asked, tuple(hits), tuple(candidates), features, support, literal, missing, undated,
-        asked_by, _following(hits, retriever),
+        asked_by, _following(hits, library),
     )  # fmt: skip
 
 
-def _following(hits: Sequence[Hit], retriever: Retriever) -> dict[str, Hit]:
+def _following(hits: Sequence[Hit], library: Library) -> dict[str, Hit]:
     """The next passage of the same article after each hit whose text ends on a colon."""
     following = {}
     for hit in hits:
-        if hit.chunk.text.rstrip().endswith(":") and (after := retriever.next_chunk(hit.chunk)) is not None:
+        if hit.chunk.text.rstrip().endswith(":") and (after := library.next_chunk(hit.chunk)) is not None:
             following[hit.chunk.id] = replace(hit, chunk=after)
     return following
 
@@ -452,8 +452,8 @@ def _focus_share(focus: Sequence[str], folded: str) -> float:
     return sum(mentions(name, folded) for name in focus) / len(focus) if focus else 0.0
 
 
-def _nearest_cosine(retriever: Retriever, q_vec: np.ndarray) -> float:
-    nearest = retriever.nearest(q_vec, 1)
+def _nearest_cosine(library: Library, q_vec: np.ndarray) -> float:
+    nearest = library.nearest(q_vec, 1)
     return nearest[0][1] if nearest else 0.0
 
 
@@ -620,11 +620,11 @@ def _overlaps(a: Sentence, b: Sentence) -> bool:
     )
 
 
-def chitchat_answer(question: str, kind: str, retriever: Retriever, reader: str) -> Answer:
+def chitchat_answer(question: str, kind: str, library: Library, reader: str) -> Answer:
     """A greeting, thanks or an off-topic message: the help message, no quote (declined: the
     articles are not what it asks about)."""
     lang = analysis.detect_language(question)
-    titles = tuple(dict.fromkeys(chunk.article_title for chunk in retriever.chunks))
+    titles = tuple(dict.fromkeys(chunk.article_title for chunk in library.chunks))
     return Answer(
         question, smalltalk.reply(kind, lang, titles), True, lang=lang, reader=reader, reason=f"small talk: {kind}"
     )
@@ -638,8 +638,8 @@ class ExtractiveReader:
     model: ReaderModel | None = None
     name: str = "extractive"
 
-    def read(self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever) -> Answer:
-        settings = retriever.settings
+    def read(self, question: str, history: Sequence[str], hits: Sequence[Hit], library: Library) -> Answer:
+        settings = library.settings
         model = self.model or model_for(settings.model, settings.index_dir)
         if model is None and self.settings.min_probability is None:
             raise ReaderModelError(
@@ -648,11 +648,11 @@ class ExtractiveReader:
                 f"{settings.model} --index {settings.index_dir} --out {settings.index_dir / MODEL_FILE}"
             )
         if self.settings.small_talk:
-            q_vec = retriever.query_vector(question)
-            if (chitchat := retriever.small_talk().classify(q_vec, _nearest_cosine(retriever, q_vec))) is not None:
-                return chitchat_answer(question, chitchat.kind, retriever, self.name)
+            q_vec = library.query_vector(question)
+            if (chitchat := small_talk(library).classify(q_vec, _nearest_cosine(library, q_vec))) is not None:
+                return chitchat_answer(question, chitchat.kind, library, self.name)
         calibration = model.calibration if model is not None else IDENTITY
-        reading = read_passages(question, history, hits, retriever, self.settings, calibration)
+        reading = read_passages(question, history, hits, library, self.settings, calibration)
         threshold = self.settings.min_probability
         if threshold is None and model is not None:
             threshold = model.threshold
@@ -660,7 +660,7 @@ class ExtractiveReader:
         return replace(decide(reading, answerable, self.settings, threshold or 0.0), reader=self.name)
 
     def stream(
-        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], library: Library,
         turns: Sequence[tuple[str, str]] = (),
     ) -> Iterator[Progress | str | Answer]:  # fmt: skip
-        yield self.read(question, history, hits, retriever)
+        yield self.read(question, history, hits, library)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.conversation import search_with_history
 from chatbot.errors import UsageError
 from chatbot.evaluation import Question, answer_metrics
 from chatbot.reader.extractive import (
@@ -39,7 +38,7 @@ from chatbot.reader.extractive import (
     write_models,
 )
 from chatbot.reader.values import DEFAULT_ANSWER_SETTINGS
-from chatbot.retrieval import Hit, Retriever
+from chatbot.retrieval import Hit, Retriever, search_with_history
 
 # The reference scale: mean and standard deviation of the nearest-passage cosine under
 # multilingual-e5-small over the 431 questions of the nine fit sets (measured 2026-12-07).

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from chatbot.chunking import Hit
     from chatbot.reader.values import Sentence
-    from chatbot.retrieval import Hit
 
 SYSTEM_PROMPT = """Tu es l'assistant d'un blog sur la transformation numérique.
 Réponds uniquement à partir des passages numérotés fournis entre les balises <passage n="…"> et </passage>.

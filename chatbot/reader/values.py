@@ -1,17 +1,27 @@
 """The values every reader produces and every interface shows: an answer, its citations
-(verbatim quotes at checked offsets), the sentences a reader weighs, progress while it works."""
+(verbatim quotes at checked offsets), the sentences a reader weighs, progress while it works;
+the narrow view of the index a reader reads (:class:`Library`) and the transport to a language
+model (:class:`Writer`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+import numpy as np
 
 from chatbot.chunking import Chunk, sentence_spans
 from chatbot.links import text_fragment_url
 
 if TYPE_CHECKING:
-    from chatbot.retrieval import Hit
+    from chatbot.backends.base import Ranking
+    from chatbot.chunking import Hit
+    from chatbot.embedding import Embedder
+    from chatbot.model_queue import Waiting
+    from chatbot.settings import Settings
+
+T = TypeVar("T")
 
 NOT_FOUND = {
     "fr": "Je ne trouve pas la réponse dans les articles.",
@@ -196,3 +206,48 @@ def with_citations(
         citations.append(citation)
         parts.append(f"{' '.join(sentence.text.split())} [{n}]")  # the quote itself stays verbatim
     return Answer(question, " ".join(parts), False, tuple(citations), closest, score, lang, tuple(hits))
+
+
+class Library(Protocol):
+    """The index as a reader sees it."""
+
+    settings: Settings
+    embedder: Embedder
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]: ...
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The question's unit vector (1 x dim)."""
+        ...
+
+    def nearest(self, query: np.ndarray, depth: int) -> Ranking:
+        """The ``depth`` passages nearest to a question vector."""
+        ...
+
+    def next_chunk(self, chunk: Chunk) -> Chunk | None:
+        """The passage after ``chunk`` in its article, if any."""
+        ...
+
+    def sentence_vectors_of(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
+        """Each passage's sentence vectors, in sentence order."""
+        ...
+
+    def derived(self, name: str, load: Callable[[], T], follow: Callable[[T], T] | None = None) -> T:
+        """``load()``, once per build of the index; ``follow(old)`` makes it for a new build
+        from the one it replaces, before questions reach the new build."""
+        ...
+
+
+class Writer(Protocol):
+    """A transport to a language model: streams its reply to ``messages`` (text deltas), and
+    its place in line while it waits for the model (:class:`~chatbot.model_queue.Waiting`).
+
+    Raises (any of): :class:`~chatbot.errors.ChatbotError` (model missing, busy),
+    ``TimeoutError``, ``OSError``, ``openai.OpenAIError``: the reader falls back.
+    """
+
+    @property
+    def label(self) -> str: ...
+
+    def write(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Waiting]: ...

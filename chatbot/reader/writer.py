@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from chatbot.errors import ChatbotError, LanguageModelFailedError, ModelBusyError
 from chatbot.model_queue import Waiting
@@ -25,10 +25,11 @@ from chatbot.question import analyze_question
 from chatbot.reader.check import check_answer, copies_its_quotes, says_not_found
 from chatbot.reader.extractive import ExtractiveReader
 from chatbot.reader.prompt import CONTEXTS, SYSTEM_PROMPT, build_messages, excerpts
-from chatbot.reader.values import NOT_FOUND, Answer, Progress
+from chatbot.reader.values import NOT_FOUND, Answer, Progress, Writer
 
 if TYPE_CHECKING:
-    from chatbot.retrieval import Hit, Retriever
+    from chatbot.chunking import Hit
+    from chatbot.reader.values import Library
 
 logger = logging.getLogger(__name__)
 
@@ -70,20 +71,6 @@ class LLMConfig:
 
         key = api_key or read_secret(os.environ.get("CHATBOT_LLM_API_KEY"), "CHATBOT_LLM_API_KEY")
         return cls(url=url, model=model, api_key=key, context=context)
-
-
-class Writer(Protocol):
-    """A transport to a language model: streams its reply to ``messages`` (text deltas), and
-    its place in line while it waits for the model (:class:`~chatbot.model_queue.Waiting`).
-
-    Raises (any of): :class:`~chatbot.errors.ChatbotError` (model missing, busy),
-    ``TimeoutError``, ``OSError``, ``openai.OpenAIError``: the reader falls back.
-    """
-
-    @property
-    def label(self) -> str: ...
-
-    def write(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str | Waiting]: ...
 
 
 @dataclass(frozen=True)
@@ -242,10 +229,10 @@ class ModelReader:
     context: str = "sentences"  # what the model reads (chatbot.reader.prompt.CONTEXTS)
 
     def stream(
-        self, question: str, history: Sequence[str], hits: Sequence[Hit], retriever: Retriever,
+        self, question: str, history: Sequence[str], hits: Sequence[Hit], library: Library,
         turns: Sequence[tuple[str, str]] = (),
     ) -> Iterator[Progress | str | Answer]:  # fmt: skip
-        yield from self.write(self.extractive.read(question, history, hits, retriever), turns)
+        yield from self.write(self.extractive.read(question, history, hits, library), turns)
 
     def warm(self) -> None:
         """Load the model and have it read the fixed instructions once (then cached): the first
