@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chatbot.conversation import follow_up_context, previous_question
 from chatbot.errors import UsageError
 from chatbot.jsonl import append_line, read_objects
 
@@ -135,6 +134,7 @@ class QuestionEntry:
         vector: np.ndarray | None = None,
     ) -> QuestionEntry:
         """The entry of an answer shown."""
+        from chatbot.conversation import previous_question  # (the retriever's imports: not for the report)
 
         def cited(article_id: str, article: str, chunk_id: str, quote: str) -> Cited:
             return Cited(article_id, article, chunk_id, " ".join(quote.split())[:QUOTE_CHARS])
@@ -171,6 +171,7 @@ def encode_vector(vector: np.ndarray) -> str:
 def gap_text(question: str, history: Sequence[str]) -> str:
     """The text whose vector stands for a declined question: the question, after the earlier
     one when it is a short follow-up («Et en Finlande ?»), as the reader read it."""
+    from chatbot.conversation import follow_up_context
     return f"{follow_up_context(question, history)} {question}".strip()
 
 
