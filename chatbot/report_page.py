@@ -34,7 +34,7 @@ h3 { font-size: 1.05em; margin: 1em 0 .3em; }
 .figures li { border: 1px solid #e5e7eb; border-radius: 8px; padding: 8px 10px; }
 .figures .value { display: block; font-size: 1.5em; font-weight: 700; color: #1e3a8a; }
 figure { margin: .6em 0; }
-figure svg { width: 100%; height: auto; max-width: 760px; display: block; }
+figure svg { width: 100%; height: auto; max-width: 600px; display: block; }
 figcaption { font-size: .9em; color: #374151; }
 table { border-collapse: collapse; margin: .4em 0; font-size: .95em; }
 th, td { border-bottom: 1px solid #e5e7eb; padding: 4px 8px; text-align: left; vertical-align: top; }
@@ -85,6 +85,11 @@ def render_report(report: Report) -> str:
     )
 
 
+def _n(number: int) -> str:
+    """A count as French writes it: 10 000."""
+    return f"{number:,}".replace(",", "\u202f")
+
+
 def _day(iso: str) -> str:
     try:
         return date.fromisoformat(iso).strftime("%d/%m/%Y")
@@ -97,17 +102,17 @@ def _figures(report: Report) -> str:
     share = f"{round(100 * f['answered_share'])} %"
     latency = f"{f['latency_median_ms']:.0f} ms" if f["latency_median_ms"] is not None else "—"
     items = [
-        ("questions", f["questions"]),
-        ("lecteurs distincts", f["readers"]),
-        ("jours", f["days"]),
-        ("répondues", f["answered"]),
-        ("sans réponse dans les articles", f["not_answered"]),
+        ("questions", _n(f["questions"])),
+        ("lecteurs distincts", _n(f["readers"])),
+        ("jours", _n(f["days"])),
+        ("répondues", _n(f["answered"])),
+        ("sans réponse dans les articles", _n(f["not_answered"])),
         ("part des questions répondues", share),
-        ("politesses et hors-sujet", f["small_talk"]),
-        ("questions de suite", f["follow_ups"]),
-        ("par le chat / par l’API", f"{f['via_chat']} / {f['via_api']}"),
+        ("politesses et hors-sujet", _n(f["small_talk"])),
+        ("questions de suite", _n(f["follow_ups"])),
+        ("par le chat / par l’API", f"{_n(f['via_chat'])} / {_n(f['via_api'])}"),
         ("temps de réponse médian", latency),
-        ("👍 / 👎", f"{f['votes_up']} / {f['votes_down']}"),
+        ("réponses jugées utiles / pas utiles (👍 / 👎)", f"{_n(f['votes_up'])} / {_n(f['votes_down'])}"),
     ]
     cells = "".join(f'<li><span class="value">{shown(str(v))}</span>{shown(k)}</li>' for k, v in items)
     return (
@@ -127,7 +132,7 @@ def _per_day(report: Report) -> str:
         '<th scope="col" class="n">Sans réponse</th><th scope="col" class="n">Politesses, hors-sujet</th></tr>'
         f"</thead><tbody>{rows}</tbody></table></details>"
     )
-    total = report.figures["questions"]
+    total = _n(report.figures["questions"])
     label = f"Questions par jour, du {_day(report.first_day)} au {_day(report.last_day)} : {total} en tout."
     return (
         '<section aria-labelledby="h-days"><h2 id="h-days">Questions par jour</h2>'
@@ -148,15 +153,17 @@ def _gaps(report: Report) -> str:
         if report.grouped_by != "article"
         else "regroupées par l’article du passage le plus proche (le modèle du chat n’était pas disponible)"
     )
-    count = sum(g.times for g in report.gaps)
     parts = [
         '<section aria-labelledby="h-gaps"><h2 id="h-gaps">Ce que les articles ne disent pas</h2>',
-        f"<p>{count} question(s) sans réponse dans les articles, {how} ; les sujets les plus demandés d’abord. "
-        "Sous chaque sujet, le passage le plus proche que le chat a trouvé : ce que les articles en disent "
-        "déjà.</p>",
+        f"<p>{_n(report.figures['not_answered'])} question(s) sans réponse dans les articles, {how} ; les sujets "
+        "les plus demandés d’abord. Sous chaque sujet, le passage le plus proche que le chat a trouvé : ce que "
+        "les articles en disent déjà.</p>",
     ]
     if report.ungrouped:
-        parts.append(f'<p class="note">{report.ungrouped} question(s) plus rares ne sont pas regroupées.</p>')
+        parts.append(
+            f'<p class="note">{_n(report.ungrouped)} question(s) différentes, posées plus rarement, ne sont pas '
+            "regroupées.</p>"
+        )
     parts += [_gap(gap) for gap in report.gaps]
     parts.append("</section>")
     return "".join(parts)
@@ -220,7 +227,9 @@ def _down_votes(report: Report) -> str:
             )
             + "</ol>"
         )
-    return f'<section aria-labelledby="h-votes"><h2 id="h-votes">Les réponses jugées 👎</h2>{body}</section>'
+    return (
+        f'<section aria-labelledby="h-votes"><h2 id="h-votes">Les réponses jugées pas utiles (👎)</h2>{body}</section>'
+    )
 
 
 def _svg(figure: object, label: str) -> str:
@@ -246,7 +255,7 @@ def _day_plot(days: Sequence[tuple[str, int, int, int]], label: str) -> str:
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(_style()):
-        figure = Figure(figsize=(6.4, 3.2))
+        figure = Figure(figsize=(4.2, 2.8))  # at a phone's width, about the page's own text size
         axes = figure.add_subplot()
         when = [date.fromisoformat(d[0]) for d in days]
         answered, gaps, talk = [d[1] for d in days], [d[2] for d in days], [d[3] for d in days]
@@ -255,12 +264,13 @@ def _day_plot(days: Sequence[tuple[str, int, int, int]], label: str) -> str:
         axes.bar(when, gaps, width, bottom=answered, color=ORANGE, label="sans réponse")  # type: ignore[arg-type]
         axes.bar(when, talk, width, bottom=[a + g for a, g in zip(answered, gaps, strict=True)],  # type: ignore[arg-type]
                  color=GREY, label="politesses")  # fmt: skip
-        locator = AutoDateLocator(maxticks=6)
+        locator = AutoDateLocator(minticks=3, maxticks=4)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(DateFormatter("%d/%m"))
         axes.set_ylabel("questions")
         axes.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
-        axes.legend(loc="upper left", frameon=False, ncols=3, fontsize=11, bbox_to_anchor=(0, 1.16))
+        axes.legend(loc="upper left", frameon=False, ncols=3, fontsize=11, bbox_to_anchor=(-0.02, 1.18),
+                    handlelength=1, columnspacing=1)  # fmt: skip
         return _svg(figure, label)
 
 
@@ -270,9 +280,9 @@ def _article_plot(report: Report, label: str) -> str:
 
     articles = list(report.articles[:8])[::-1]
     with matplotlib.rc_context(_style()):
-        figure = Figure(figsize=(6.4, 0.5 + 0.55 * len(articles)))
+        figure = Figure(figsize=(4.2, 0.5 + 0.6 * len(articles)))
         axes = figure.add_subplot()
-        names = ["\n".join(textwrap.wrap(a.title, 28)[:2]) for a in articles]
+        names = ["\n".join(textwrap.wrap(a.title, 22)[:2]) for a in articles]
         bars = axes.barh(names, [a.times for a in articles], color=BLUE)
         axes.bar_label(bars, padding=3, fontsize=11)
         axes.xaxis.set_visible(False)

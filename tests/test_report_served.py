@@ -17,6 +17,7 @@ from chatbot.app import answer_text, text_of
 from chatbot.bench import free_port, serving
 from chatbot.cli import main
 from chatbot.questionlog import read_log
+from chatbot.service import ChatService
 from chatbot.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,12 @@ UNANSWERED = "Combien de salariés emploie Kaporal Group ?"  # named in the arti
 
 
 @pytest.fixture(scope="module")
-def served(real_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def served(
+    real_settings: Settings, chat_service: ChatService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """``chatbot serve`` with the log on. ``chat_service`` first: it embeds the enrichment's
+    questions into the index's cache, which the server then reads instead of embedding them
+    itself before it listens (minutes on a busy machine, past the start's time limit)."""
     folder = tmp_path_factory.mktemp("logged")
     log = folder / "questions.jsonl"
     env = {"CHATBOT_QUESTION_LOG": str(log), "CHATBOT_FEEDBACK": str(folder / "feedback.jsonl"),
