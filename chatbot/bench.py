@@ -149,11 +149,17 @@ def _search_figures(
 
 
 def _backend_args(settings: Settings) -> list[str]:
-    """The options that point a ``chatbot`` subprocess at the same index (the token goes
-    through the environment, not the command line)."""
+    """The options that point a ``chatbot`` subprocess at the same index, built by the same
+    model (the token goes through the environment, not the command line)."""
+    model = ["--model", settings.model]
     if settings.backend == "local":
-        return []
-    return ["--backend", settings.backend, *(["--milvus-uri", settings.milvus_uri] if settings.milvus_uri else [])]
+        return model
+    return [
+        *model,
+        "--backend",
+        settings.backend,
+        *(["--milvus-uri", settings.milvus_uri] if settings.milvus_uri else []),
+    ]
 
 
 def _environment(settings: Settings) -> dict[str, str]:

@@ -49,3 +49,24 @@ def test_a_listening_server_is_waited_for() -> None:
         finally:
             alive.kill()
             alive.wait()
+
+
+def test_the_bench_points_its_subprocesses_at_the_index_it_built_and_its_model() -> None:
+    """The no-op reindex and the cold start run `chatbot` again: with the bench's model, or the
+    default model would find the index «built with another model» and rebuild it."""
+    from pathlib import Path
+
+    from chatbot.bench import _backend_args
+    from chatbot.settings import Settings
+
+    settings = Settings(corpus_dir=Path("c"), index_dir=Path("i"), model="e5-small")
+    assert _backend_args(settings)[:2] == ["--model", "e5-small"]
+    milvus = settings.with_(backend="milvus", milvus_uri="http://milvus:19530")
+    assert _backend_args(milvus) == [
+        "--model",
+        "e5-small",
+        "--backend",
+        "milvus",
+        "--milvus-uri",
+        "http://milvus:19530",
+    ]

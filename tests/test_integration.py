@@ -278,27 +278,25 @@ def test_cli_ask_json_reports_the_answer_mode(real_settings: Settings, server, t
 
 
 def test_bench_json_prints_every_figure(tmp_path: Path) -> None:
+    """The bench with the default model on two articles of the corpus (this test checks the
+    figures are printed, not their values; the bench's numbers are measured on the whole corpus)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in sorted((REPO / "corpus").glob("*.md"))[:2]:
+        (corpus / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     questions = tmp_path / "q.jsonl"
     lines = (REPO / "evaluation" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:2]
     questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = _cli(
-        "bench",
-        "--json",
-        "--no-cold-start",
-        "--model",  # the fast embedder: this test checks the figures are printed, not their values
-        "e5-small",
-        "--questions",
-        str(questions),
-        "--corpus",
-        str(REPO / "corpus"),
-        cwd=tmp_path,
+        "bench", "--json", "--no-cold-start", "--questions", str(questions), "--corpus", str(corpus), cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures["search_ms"]) == {"bm25", "dense", "hybrid"}
     for key in ("encode_query_ms", "answer_ms", "build_s", "encode_corpus_s", "noop_reindex_s", "peak_rss_mb"):
         assert figures[key] > 0, key
-    assert figures["chunks"] == 62 and figures["questions"] == 2
+    assert 0 < figures["chunks"] < 62 and figures["questions"] == 2
+    assert figures["noop_reindex_s"] < figures["build_s"] + 30  # nothing embedded again: the same model's index
 
 
 def test_cli_index_names_removed_and_skipped_files_and_refuses_a_second_indexer(
