@@ -1,6 +1,6 @@
 """On the real corpus: every suggested question is answered by the default reader; in a real
 Chromium, a suggestion clicked is asked and answered, and the report page of questions the
-service really answered passes axe at a desktop and a phone width.
+service really answered passes axe at a desktop and a phone width, within the screen's width.
 
 ``CHATBOT_SCREENSHOTS=<folder>`` also saves the report's screenshot there (``report.png``).
 """
@@ -8,6 +8,7 @@ service really answered passes axe at a desktop and a phone width.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,25 +86,24 @@ def test_a_suggestion_clicked_is_asked_in_the_conversation_and_answered(
 
 @pytest.fixture(scope="module")
 def report_page(real_retriever: Retriever, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The report of questions of the evaluation sets really answered by the service over
-    two weeks (a clock set back), with a few votes."""
+    """The report of a held-out set's 79 questions (answerable, follow-ups, unanswerable, small
+    talk, off topic) really answered by the service, spread over two weeks (a clock set back),
+    with a few votes."""
     folder = tmp_path_factory.mktemp("report")
-    day = [datetime.now(UTC) - timedelta(days=13)]
+    day = [datetime.now(UTC)]
     log = QuestionLog(folder / "questions.jsonl", clock=lambda: day[0])
     service = ChatService(real_retriever.settings, real_retriever, feedback=FeedbackLog(folder / "feedback.jsonl"),
                           questions=log)  # fmt: skip
-    questions = load_questions(REPO / "evaluation" / "holdout.jsonl")
-    answerable = [q for q in questions if q.answerable][:24]
-    unanswerable = [q for q in questions if not q.answerable][:16]
-    for n, q in enumerate(answerable + unanswerable):
-        day[0] = datetime.now(UTC) - timedelta(days=13 - (n * 7) % 14, hours=n % 5)
+    for n, q in enumerate(load_questions(REPO / "evaluation" / "session6_holdout.jsonl")):
+        day[0] = datetime.now(UTC) - timedelta(days=13 - n % 14, hours=n % 5)
+        started = time.monotonic()
         result = service.answer(q.question, q.history)
-        answer_id = service.remember(q.question, list(q.history), result, client=f"ip:10.0.0.{n % 9}",
-                                     started=None, via="chat" if n % 3 else "api")  # fmt: skip
-        if n % 6 == 1:
-            service.record_feedback(answer_id, "down" if n % 12 == 1 else "up")
+        answer_id = service.remember(q.question, list(q.history), result, client=f"ip:10.0.0.{n % 23}",
+                                     started=started, via="chat" if n % 3 else "api")  # fmt: skip
+        if n % 5 == 1:
+            service.record_feedback(answer_id, "down" if result.abstained or n % 10 == 1 else "up")
     report = build_report(read_log(log.path))
-    assert report.gaps and report.articles and report.down_votes
+    assert report.gaps and report.articles and report.down_votes and report.figures["follow_ups"]
     page = folder / "report.html"
     page.write_text(render_report(report), encoding="utf-8")
     return page
