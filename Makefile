@@ -53,6 +53,6 @@ lint: install
 eval: install
 	$(BIN)/chatbot eval --mode all
 
-# The README's two screenshots (desktop 1280 px, phone 390 px), made by the browser test.
+# The README's two screenshots (desktop 1280 px, phone 390 px) and docs/report.png, made by the browser tests.
 screenshots: install browser
-	CHATBOT_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser.py -k first_source
+	CHATBOT_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_browser.py tests/test_report_browser.py -k "first_source or axe"
