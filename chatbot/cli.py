@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.access import exposed_secrets, read_secret
 from chatbot.errors import ChatbotError, IndexStateError, QuestionError, UsageError
 from chatbot.local_model import MODELS
-from chatbot.settings import BACKENDS, MODES, READERS, Settings
+from chatbot.settings import BACKENDS, ENVIRONMENT, MODES, READERS, Settings
 
 if TYPE_CHECKING:
     from chatbot.backends.build import BuildReport
@@ -630,7 +630,10 @@ Command = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="chatbot", description="Questions and answers over a folder of French articles."
+        prog="chatbot",
+        description="Questions and answers over a folder of French articles.",
+        epilog="environment variables:\n" + "\n".join(f"  {name:<32}{what}" for name, what in ENVIRONMENT.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show log messages")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -15,6 +15,36 @@ VECTOR_INDEXES: tuple[VectorIndex, ...] = ("auto", "flat", "hnsw")
 Backend = Literal["local", "milvus"]
 BACKENDS: tuple[Backend, ...] = ("local", "milvus")
 
+# Every environment variable the package reads, with what it sets (``chatbot --help`` lists
+# them; a test checks that no module reads one that is not here). A secret's value may be
+# ``@/path/to/file``.
+ENVIRONMENT: dict[str, str] = {
+    "CHATBOT_READER": "the reader: extractive (default), server or local",
+    "CHATBOT_BACKEND": "the search engine: local (default) or milvus",
+    "CHATBOT_MILVUS_URI": "a Milvus server (http://host:19530) or a Milvus Lite file (.db)",
+    "CHATBOT_MILVUS_TOKEN": "Milvus credentials («user:password» or an API key), or @file",
+    "CHATBOT_MILVUS_COLLECTION": "the prefix of the Milvus collections (default chatbot)",
+    "CHATBOT_MODEL_CACHE": "where assembled models live (default ~/.cache/chatbot/models)",
+    "CHATBOT_LLM_URL": "an OpenAI-compatible server for --reader server",
+    "CHATBOT_LLM_MODEL": "the model name on that server",
+    "CHATBOT_LLM_API_KEY": "its API key, or @file",
+    "CHATBOT_LLM_CONTEXT": "what the server's model reads: passages (default) or sentences",
+    "CHATBOT_LOCAL_MODEL": "the bundled model for --reader local (qwen2.5-coder-1.5b or -0.5b)",
+    "CHATBOT_LOCAL_QUEUE": "questions waiting for the local model at most (default 8)",
+    "CHATBOT_LOCAL_MAX_WAIT": "seconds a question may wait for the local model (default 60)",
+    "CHATBOT_LOCAL_TIMEOUT": "seconds the local model may write one answer (default 30)",
+    "CHATBOT_API_KEYS": "bearer keys that may call /v1 (comma list or @file); unset: /v1 is open",
+    "CHATBOT_AUTH": "the chat's logins, user:password pairs (comma list or @file)",
+    "CHATBOT_QUESTION_LIMIT": "questions per client, e.g. 10/minute;100/hour",
+    "CHATBOT_FEEDBACK_LIMIT": "feedback writes per client, same notation",
+    "CHATBOT_FEEDBACK": "the feedback file (default data/feedback.jsonl)",
+    "CHATBOT_FEEDBACK_MAX_BYTES": "the feedback file's size cap",
+    "CHATBOT_QUESTION_LOG": "the question log's file (off when unset; chatbot report reads it)",
+    "CHATBOT_QUESTION_LOG_DAYS": "days the question log keeps",
+    "CHATBOT_QUESTION_LOG_MAX_BYTES": "the question log's size before it rotates",
+    "CHATBOT_QUESTION_LOG_SALT": "the salt of the clients' hashes in the question log",
+}
+
 
 @dataclass(frozen=True)
 class Settings:

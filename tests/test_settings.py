@@ -32,3 +32,25 @@ def test_with_changes_only_the_given_fields() -> None:
     changed = base.with_(top_k=3, mode=None)
     assert changed.top_k == 3 and changed.mode == base.mode
     assert base.index_settings() == changed.index_settings()
+
+
+def test_every_environment_variable_read_is_listed_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """One list of the CHATBOT_* variables (chatbot.settings.ENVIRONMENT), shown by
+    ``chatbot --help``: a module that reads another one fails here."""
+    import re
+
+    from chatbot import cli
+    from chatbot.settings import ENVIRONMENT
+
+    from .conftest import REPO
+
+    read = {
+        name
+        for path in (REPO / "chatbot").rglob("*.py")
+        for name in re.findall(r"CHATBOT_[A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))
+    }
+    assert read == set(ENVIRONMENT), (sorted(read - set(ENVIRONMENT)), sorted(set(ENVIRONMENT) - read))
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    shown = capsys.readouterr().out
+    assert all(name in shown for name in ENVIRONMENT)
