@@ -1,11 +1,13 @@
 """The Gradio web chat.
 
-Every answer is one chat message rendered here as HTML: the answer text with clickable [n]
-markers, its sources (the first open, the quoted words in ``<mark>``), a button to read each
-passage in its article, and a copy button. Every piece of text, from a question or an
-article, is HTML-escaped here, the one place where text meets the page; the only markup is
-this module's. The article panel beside the chat shows a whole article with the cited passage
-highlighted; the articles can also be browsed by title.
+Every answer is one chat message, HTML rendered by the Jinja2 templates of
+``chatbot/templates`` (autoescape on: every piece of text, from a question or an article, is
+escaped; the only markup is the templates'): the answer text with clickable [n] markers, its
+sources (the first open, the quoted words in ``<mark>``), a button to read each passage in its
+article, a copy button, suggested questions. The page's style and script are the files of
+``chatbot/static``. The article panel beside the chat shows a whole article with the cited
+passage highlighted; the articles can also be browsed by title. This module is the Gradio
+wiring and the French messages.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
+from importlib import resources
 from typing import Any
 
 import gradio as gr
+import jinja2
 
 from chatbot.access import client_id
 from chatbot.analysis import detect_language
-from chatbot.answer import Answer, Progress, Sentence
+from chatbot.answer import Answer, Progress
 from chatbot.conversation import Turn, asked_before, exchanges
 from chatbot.errors import (
     AlreadyVotedError,
@@ -39,6 +43,12 @@ from chatbot.service import ChatService
 from chatbot.suggestions import related_to
 
 logger = logging.getLogger(__name__)
+
+
+def static_text(name: str) -> str:
+    """A file of the page's own (``chatbot/static``: its style sheets and script)."""
+    return resources.files("chatbot").joinpath("static", name).read_text(encoding="utf-8")
+
 
 EXAMPLES = [
     "Quelle part des entreprises n’est pas présente sur LinkedIn ?",
@@ -90,149 +100,18 @@ TEXT = {
     },
 }
 
-CSS = """
-#conversation { height: calc(100vh - 300px) !important; min-height: 380px; }
-#article-view .article-scroll { max-height: calc(100vh - 240px); overflow-y: auto; padding: 0 8px 0 4px; }
-.answer-text { margin: 0 0 .5em 0; }
-.answer .progress, .answer .progress-detail, #chat-status { font-style: italic; color: #374151; }
-.answer .note { font-size: .9em; color: #374151; }
-.answer button.cite { border: 0; background: none; color: #1d4ed8; text-decoration: underline; cursor: pointer;
-  padding: 0 1px; font: inherit; }
-.answer details.source { border-left: 3px solid #1d4ed8; margin: .4em 0; padding: .1em .6em; }
-.answer details.closest { border-left-color: #6b7280; }
-.answer details.source summary { cursor: pointer; font-weight: 600; }
-.answer blockquote { margin: .3em 0; white-space: pre-wrap; }
-.answer mark, #article-view mark { background: #fde68a; color: #111827; }
-.answer .source-actions a.blog-link { color: #1d4ed8; font-size: .9em; margin-left: 4px; }
-.answer .source-actions button, .answer button.copy-answer { border: 1px solid #1d4ed8; background: #fff;
-  color: #1d4ed8; border-radius: 4px; padding: 2px 8px; margin: 2px 4px 2px 0; cursor: pointer; font-size: .9em; }
-.answer .lang-note { font-size: .85em; color: #374151; }
-.hidden-control { display: none !important; }
-.related { margin: .6em 0 .1em 0; }
-.related .related-title { font-weight: 600; font-size: .92em; margin: 0 0 .3em 0; }
-.related ul { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: 6px; }
-.related button.suggest { border: 1px solid #1d4ed8; background: #eff6ff; color: #1e3a8a; border-radius: 14px;
-  padding: 4px 10px; cursor: pointer; font-size: .9em; text-align: left; }
-.related button.suggest:hover, .related button.suggest:focus-visible { background: #dbeafe; }
-#send { background: #1d4ed8 !important; color: #fff !important; border-color: #1d4ed8 !important; }
-#stop { background: #b91c1c !important; color: #fff !important; border-color: #b91c1c !important; }
-h1 { font-size: 1.6em; margin: .2em 0; }
-#article-view h2 { font-size: 1.15em; }
-#article-view .article-text { white-space: pre-wrap; line-height: 1.5; }
-@media (max-width: 640px) {
-  #conversation { height: 65vh !important; min-height: 320px; }
-  #article-view .article-scroll { max-height: 60vh; }
-}
-"""
+CSS = static_text("chat.css")
 
 # The compact page for embedding (build_app(compact=True)): a 360 px side panel of a blog.
 # The chat's own 🗑 clears the conversation there, so «Effacer» goes; «Arrêter» too (Escape
 # still stops an answer), so that the question box and «Envoyer» share one row.
-EMBED_CSS = """
-.gradio-container { padding: 0 !important; min-width: 0 !important; }
-.gradio-container .main.app { padding: 4px 6px !important; }
-#conversation { height: calc(100vh - 165px) !important; min-height: 200px; }
-#question { min-width: 0 !important; }
-#send { min-width: 84px !important; flex: 0 0 84px !important; padding: 8px !important; align-self: stretch; }
-#stop, #clear, .answer .source-actions, footer { display: none !important; }
-"""
+EMBED_CSS = static_text("embed.css")
 
 # Marker clicks open and scroll to their source; «Lire dans l'article» asks the server for the
 # article (through a hidden textbox and button); copy puts the plain text on the clipboard;
 # Escape stops an answer being written.
-HEAD = """
-<script>
-(() => {
-  const setRequest = (value) => {
-    const box = document.querySelector('#article-request textarea, #article-request input');
-    if (!box) return;
-    box.value = value;
-    box.dispatchEvent(new Event('input', {bubbles: true}));
-    setTimeout(() => document.querySelector('#article-open')?.click(), 50);
-  };
-  document.addEventListener('click', async (event) => {
-    const cite = event.target.closest('button.cite');
-    if (cite) {
-      const answer = cite.closest('.answer');
-      const source = answer?.querySelector(`details.source[data-n="${cite.dataset.n}"]`);
-      if (source) {
-        source.open = true;
-        source.scrollIntoView({block: 'nearest', behavior: 'smooth'});
-        source.querySelector('summary')?.focus({preventScroll: true});
-      }
-      return;
-    }
-    const open = event.target.closest('button.open-article');
-    if (open) {
-      setRequest(JSON.stringify({article: open.dataset.article, spans: open.dataset.spans}));
-      return;
-    }
-    const suggest = event.target.closest('button.suggest');
-    if (suggest) {  // asked in the conversation, as if typed
-      const box = document.querySelector('#question textarea');
-      if (!box) return;
-      box.value = suggest.dataset.question || '';
-      box.dispatchEvent(new Event('input', {bubbles: true}));
-      setTimeout(() => document.querySelector('#send')?.click(), 50);
-      return;
-    }
-    const copy = event.target.closest('button.copy-answer');
-    if (copy) {
-      const text = copy.dataset.copy || '';
-      try { await navigator.clipboard.writeText(text); }
-      catch (e) {
-        const area = document.createElement('textarea');
-        area.value = text; document.body.appendChild(area); area.select();
-        document.execCommand('copy'); area.remove();
-      }
-      copy.dataset.copied = '1';
-      copy.textContent = copy.dataset.done || '✓';
-    }
-  });
-  document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') document.querySelector('#stop')?.click();
-  });
-  // The 👍/👎 buttons in French: Gradio labels them in the browser's language («Like»), and
-  // in English («Liked») once pressed, and has no setting for it.
-  const LIKES = {Like: 'J’aime', "J'aime": 'J’aime', Liked: 'Vous aimez', Dislike: 'Je n’aime pas',
-    "Je n'aime pas": 'Je n’aime pas', Disliked: 'Vous n’aimez pas'};
-  new MutationObserver(() => {
-    document.querySelectorAll('#conversation button[aria-label]').forEach((button) => {
-      const label = LIKES[button.getAttribute('aria-label')];
-      if (label && label !== button.getAttribute('aria-label')) {
-        button.setAttribute('aria-label', label);
-        if (button.title) button.title = label;
-      }
-    });
-  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
-                                         attributeFilter: ['aria-label']});
-  // Work shown at once: the first answer of a page waits ~0.7 s for Gradio to open its event
-  // stream, so the page says it started before the server's first word, then steps aside.
-  const started = () => {
-    const status = document.querySelector('#chat-status');
-    if (!status) return;
-    status.textContent = 'Recherche dans les articles…';
-    status.hidden = false;
-    const conversation = document.querySelector('#conversation');
-    const done = new MutationObserver(() => { status.hidden = true; done.disconnect(); });
-    if (conversation) done.observe(conversation, {subtree: true, childList: true, characterData: true});
-  };
-  document.addEventListener('keydown', (event) => {
-    const box = event.target.closest?.('#question');
-    if (box && event.key === 'Enter' && !event.shiftKey && event.target.value.trim()) started();
-  }, true);
-  document.addEventListener('click', (event) => {
-    if (event.target.closest('#send') && document.querySelector('#question textarea')?.value.trim()) started();
-  }, true);
-})();
-</script>
-"""
+HEAD = f"<script>\n{static_text('chat.js')}</script>\n"
 
-WELCOME = (
-    '<div class="welcome"><p>Bonjour ! Posez une question sur les articles, en français ou en anglais. '
-    "Chaque réponse montre ses sources : cliquez sur [1] pour voir la phrase citée, puis « Lire dans "
-    "l’article » pour la lire dans son contexte. 👍 / 👎 nous aident à améliorer les réponses.</p></div>"
-)
 STARTERS_TITLE = "Pour commencer, par exemple :"
 
 SCROLL_TO_PASSAGE = """() => {
@@ -280,10 +159,6 @@ def shown(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _attr(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
 _ANSWER_TEXT = re.compile(r'<p class="answer-text"[^>]*>(.*?)</p>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -314,45 +189,50 @@ def turn_at(turns: Sequence[Turn], history: Sequence[dict[str, Any]], index: int
     return turns[asked - 1] if 0 < asked <= len(turns) else None
 
 
-def _marked(text: str, spans: list[tuple[int, int]]) -> str:
-    """``text`` escaped, the ``spans`` (start, end) in ``<mark>``."""
-    out, last = [], 0
+_PAGES = jinja2.Environment(
+    loader=jinja2.PackageLoader("chatbot", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def _render(template: str, **values: Any) -> str:
+    """A template of ``chatbot/templates``: every value escaped, the markup the template's."""
+    return _PAGES.get_template(template).render(**values)
+
+
+def _pieces(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """``text`` cut into (piece, marked) with the ``spans`` (start, end) marked."""
+    out: list[tuple[str, bool]] = []
+    last = 0
     for start, end in sorted(spans):
         if start < last:
             continue
-        out += [shown(text[last:start]), "<mark>", shown(text[start:end]), "</mark>"]
+        out += [(text[last:start], False), (text[start:end], True)]
         last = end
-    out.append(shown(text[last:]))
-    return "".join(out)
+    out.append((text[last:], False))
+    return out
 
 
-def _with_markers(text: str, numbers: set[int], lang: str) -> str:
-    """Escaped answer text whose [n] markers are buttons that open source n."""
+def _text_pieces(text: str, numbers: set[int], lang: str) -> list[tuple[str, int, str]]:
+    """The answer's text cut at its [n] markers: (text, 0, "") or (marker, n, its label) for
+    those that open a source."""
     label = TEXT[lang]["source_button"]
-
-    def button(match: re.Match[str]) -> str:
+    out: list[tuple[str, int, str]] = []
+    last = 0
+    for match in re.finditer(r"\[(\d+)\]", text):
         n = int(match.group(1))
-        if n not in numbers:
-            return match.group(0)
-        return f'<button type="button" class="cite" data-n="{n}" aria-label="{_attr(label.format(n=n))}">[{n}]</button>'
+        if n in numbers:
+            out += [(text[last : match.start()], 0, ""), (match.group(0), n, label.format(n=n))]
+            last = match.end()
+    out.append((text[last:], 0, ""))
+    return out
 
-    return re.sub(r"\[(\d+)\]", button, shown(text))
+
+def _blog_link(link: str) -> str:
+    return link if link.startswith(("https://", "http://")) else ""
 
 
-def _open_button(article_id: str, spans: list[tuple[int, int]], lang: str, link: str = "") -> str:
-    """«Read in the article»: the article and the quotes' offsets in it; and, when the article
-    is on the blog, a link to it there that scrolls to the quote (:mod:`chatbot.links`)."""
-    where = ",".join(f"{start}-{end}" for start, end in spans)
-    blog = (
-        f'<a class="blog-link" href="{_attr(link)}" target="_blank" rel="noopener noreferrer" '
-        f'aria-label="{TEXT[lang]["on_blog_label"]}">{TEXT[lang]["on_blog"]} ↗</a>'
-        if link.startswith(("https://", "http://"))
-        else ""
-    )
-    return (
-        f'<div class="source-actions"><button type="button" class="open-article" data-article="{_attr(article_id)}" '
-        f'data-spans="{where}">{TEXT[lang]["open_article"]}</button>{blog}</div>'
-    )
+def _spans(spans: Sequence[tuple[int, int]]) -> str:
+    return ",".join(f"{start}-{end}" for start, end in spans)
 
 
 def copy_text(result: Answer) -> str:
@@ -368,16 +248,7 @@ def copy_text(result: Answer) -> str:
 
 def render_suggestions(questions: Sequence[str], title: str) -> str:
     """Clickable questions (the page's script asks the one clicked in the conversation)."""
-    if not questions:
-        return ""
-    items = "".join(
-        f'<li><button type="button" class="suggest" data-question="{_attr(q)}">{shown(q)}</button></li>'
-        for q in questions
-    )
-    return (
-        f'<div class="related" role="group" aria-label="{_attr(title)}">'
-        f'<p class="related-title">{shown(title)}</p><ul>{items}</ul></div>'
-    )
+    return _render("suggestions.html", questions=list(questions), title=title)
 
 
 def welcome(service: ChatService) -> str:
@@ -385,9 +256,7 @@ def welcome(service: ChatService) -> str:
     suggestions are built (:mod:`chatbot.suggestions`; never waits for them)."""
     built = service.suggestions.ready()
     starters = [s.question for s in built.starters("fr")] if built is not None else []
-    if not starters:
-        return WELCOME
-    return WELCOME.removesuffix("</div>") + render_suggestions(starters, STARTERS_TITLE) + "</div>"
+    return _render("welcome.html", starters=starters, title=STARTERS_TITLE)
 
 
 def render_answer(service: ChatService, result: Answer, answer_id: str, asked: Sequence[str] = ()) -> str:
@@ -395,60 +264,51 @@ def render_answer(service: ChatService, result: Answer, answer_id: str, asked: S
     and «Questions liées» (none of ``asked``, the conversation's questions)."""
     lang = result.lang if result.lang in TEXT else "fr"
     words = TEXT[lang]
-    numbers = {c.n for c in result.citations}
-    parts = [
-        f'<div class="answer" data-answer="{answer_id}" data-mode="{result.mode}" '
-        f'data-abstained="{str(result.abstained).lower()}" lang="{lang}">',
-        f'<p class="answer-text" lang="{"fr" if result.mode == "extractive" and not result.abstained else lang}">'
-        f"{_with_markers(result.text, numbers, lang)}</p>",
-    ]
-    if result.note:
-        parts.append(f'<p class="note">{shown(result.note)}</p>')
-    if result.abstained:
-        closest = result.evidence[:1]
-        if closest:
-            parts.append(f'<p class="closest-intro">{words["closest"]}</p>')
-            parts.append(_closest_block(service, closest[0], lang))
-    elif result.citations:
-        if lang != "fr":
-            parts.append(f'<p class="lang-note">{words["french_quotes"]}</p>')
-        parts.append(f'<div class="sources" aria-label="{words["sources"]}">')
-        for i, (n, cited) in enumerate(result.sources()):
+    closest: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] = []
+    if result.abstained and result.evidence:
+        sentence = result.evidence[0]
+        chunk = sentence.hit.chunk
+        k, total = service.passage_of(chunk.id)
+        closest = {
+            "title": chunk.article_title,
+            "where": words["passage"].format(k=k, total=total),
+            "pieces": _pieces(chunk.text, [(sentence.start, sentence.end)]),
+            "article_id": chunk.article_id,
+            "spans": _spans([(chunk.start + sentence.start, chunk.start + sentence.end)]),
+            "link": _blog_link(text_fragment_url(chunk.article_url, sentence.text)),
+        }
+    elif not result.abstained:
+        for n, cited in result.sources():
             first = cited[0]
             spans = [(c.quote_start, c.quote_end) for c in cited]
             k, total = service.passage_of(first.chunk_id)
-            where = words["passage"].format(k=k, total=total)
-            in_article = [(first.chunk_start + start, first.chunk_start + end) for start, end in spans]
-            parts.append(
-                f'<details class="source" data-n="{n}"{" open" if i == 0 else ""}>'
-                f"<summary>[{n}] {shown(first.article)} — {where}</summary>"
-                f'<blockquote lang="fr">{_marked(first.text, spans)}</blockquote>'
-                f"{_open_button(first.article_id, in_article, lang, first.url)}</details>"
-            )
-        parts.append("</div>")
-    done = "Copié ✓" if lang == "fr" else "Copied ✓"
-    parts.append(
-        f'<button type="button" class="copy-answer" data-done="{done}" data-copy="{_attr(copy_text(result))}">'
-        f"{words['copy']}</button>"
-    )
+            sources.append({
+                "n": n,
+                "title": first.article,
+                "where": words["passage"].format(k=k, total=total),
+                "pieces": _pieces(first.text, spans),
+                "article_id": first.article_id,
+                "spans": _spans([(first.chunk_start + start, first.chunk_start + end) for start, end in spans]),
+                "link": _blog_link(first.url),
+            })  # fmt: skip
     built = service.suggestions.ready()
-    if built is not None:
-        parts.append(render_suggestions([s.question for s in related_to(built, result, asked)], words["related"]))
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _closest_block(service: ChatService, sentence: Sentence, lang: str) -> str:
-    chunk = sentence.hit.chunk
-    k, total = service.passage_of(chunk.id)
-    where = TEXT[lang]["passage"].format(k=k, total=total)
-    link = text_fragment_url(chunk.article_url, sentence.text)
-    return (
-        f'<details class="source closest" data-n="0" open><summary>{TEXT[lang]["closest_label"]} : '
-        f"{shown(chunk.article_title)} — {where}</summary>"
-        f'<blockquote lang="fr">{_marked(chunk.text, [(sentence.start, sentence.end)])}</blockquote>'
-        f"{_open_button(chunk.article_id, [(chunk.start + sentence.start, chunk.start + sentence.end)], lang, link)}"
-        "</details>"
+    related = [s.question for s in related_to(built, result, asked)] if built is not None else []
+    return _render(
+        "answer.html",
+        answer_id=answer_id,
+        mode=result.mode,
+        abstained=str(result.abstained).lower(),
+        lang=lang,
+        text_lang="fr" if result.mode == "extractive" and not result.abstained else lang,
+        text=_text_pieces(result.text, {c.n for c in result.citations}, lang),
+        note=result.note,
+        closest=closest,
+        sources=sources,
+        words=words,
+        done="Copié ✓" if lang == "fr" else "Copied ✓",
+        copy=copy_text(result),
+        related=related,
     )
 
 
@@ -464,8 +324,8 @@ def render_progress(progress: Progress, lang: str, written: str = "") -> str:
     else:
         status = words["search"]
     count = len(written.split())
-    done = f'<p class="progress-detail">{words["written"].format(words=count)}</p>' if count else ""
-    return f'<div class="answer" lang="{lang}"><p class="progress" role="status">{status}</p>{done}</div>'
+    detail = words["written"].format(words=count) if count else ""
+    return _render("progress.html", lang=lang, status=status, written=detail)
 
 
 STALE_ARTICLE = (
@@ -479,15 +339,10 @@ def render_article(service: ChatService, article_id: str, spans: Sequence[tuple[
     the article text) in ``<mark>``, those that do not fit it left out."""
     article = service.articles().get(article_id)
     if article is None:
-        return "<p>Cet article n’est plus dans le corpus.</p>"
-    text = article.text
-    fitting = [(start, end) for start, end in spans if 0 <= start < end <= len(text)]
-    note = f'<p class="note stale">{shown(STALE_ARTICLE)}</p>' if article.stale else ""
-    return (
-        f'<div class="article-scroll" tabindex="0" role="region" aria-label="Article : {_attr(article.title)}">'
-        f'<article lang="fr"><h2>{shown(article.title)}</h2>{note}'
-        f'<div class="article-text">{_marked(text, fitting)}</div></article></div>'
-    )
+        return _render("article.html", title=None)
+    fitting = [(start, end) for start, end in spans if 0 <= start < end <= len(article.text)]
+    stale = STALE_ARTICLE if article.stale else ""
+    return _render("article.html", title=article.title, stale=stale, pieces=_pieces(article.text, fitting))
 
 
 Reply = tuple[str, list[dict[str, Any]], list[Turn]]

@@ -118,7 +118,7 @@ def test_no_import_cycle_in_the_package() -> None:
 # Modules still over the limit, each capped at its size today so that none grows: the
 # architecture issue splits them (the CLI's commands, the importer's parsers, the reader's
 # scoring, the page's templates). Any other module over the limit fails.
-STILL_LONG = {"chatbot.app": 730, "chatbot.cli": 780, "chatbot.importer": 686, "chatbot.reader.extractive": 670}
+STILL_LONG = {"chatbot.app": 580, "chatbot.cli": 780, "chatbot.importer": 686, "chatbot.reader.extractive": 670}
 
 
 def test_every_module_reads_in_one_sitting() -> None:

@@ -50,7 +50,7 @@ def test_text_from_articles_and_questions_is_escaped(service: ChatService, retri
     hostile = replace(result, text='<img src=x onerror="alert(1)"> [1]', note="<script>x</script>")
     shown = render_answer(service, hostile, "abc")
     assert "<img" not in shown and "<script>" not in shown
-    assert '<p class="answer-text" lang="fr">&lt;img src=x onerror="alert(1)"&gt; <button' in shown
+    assert '<p class="answer-text" lang="fr">&lt;img src=x onerror=&#34;alert(1)&#34;&gt; <button' in shown
 
 
 def test_an_abstention_offers_the_closest_passage_without_presenting_it_as_the_answer(

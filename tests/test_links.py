@@ -3,11 +3,11 @@ and in ``chatbot ask --json``."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from chatbot import cli
 from chatbot.answer import answer
@@ -80,7 +80,7 @@ def test_the_chat_s_sources_link_to_the_blog_at_the_quote(linked: Retriever, tmp
     result = answer(linked, QUESTION, settings=OPEN)
     shown = render_answer(service, result, "a1")
     first = result.citations[0]
-    assert f'<a class="blog-link" href="{html.escape(first.url)}" target="_blank" rel="noopener noreferrer"' in shown
+    assert f'<a class="blog-link" href="{escape(first.url)}" target="_blank" rel="noopener noreferrer"' in shown
     assert "Lire sur le blog" in shown
     assert shown.count('class="blog-link"') == len({c.n for c in result.citations if c.url})
     assert first.url in copy_text(result)
