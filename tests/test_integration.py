@@ -185,35 +185,30 @@ def test_every_quote_is_the_articles_text_at_its_offsets(
     assert citation_article_rate(answers, articles) == 1.0
 
 
-def test_cli_eval_answers_cites_verbatim_and_abstains_as_calibrated(real_settings: Settings, tmp_path: Path) -> None:
-    """Every question of the project set answered through the CLI: each citation verbatim, every
-    unanswerable question declined, at most 5 % of answerable ones declined, answers above the
-    floor. The project set's floors measure fit (the defaults were tuned and the decline model
-    trained on it): a regression guard, not how unseen questions fare."""
-    floor = _floor("questions.jsonl")
-    result = _cli(
-        "eval",
-        "--answers",
-        "--json",
-        "--questions",
-        str(REPO / "evaluation" / "questions.jsonl"),
-        "--corpus",
-        str(REPO / "corpus"),
-        "--index",
-        str(real_settings.index_dir),
-        cwd=tmp_path,
-    )
+def test_cli_eval_answers_prints_what_the_library_measures(
+    answered: Callable[[str], tuple[list[Question], list[Answer]]], real_settings: Settings, tmp_path: Path
+) -> None:
+    """`chatbot eval --answers` through the CLI, on every third question of the project set
+    (unanswerable ones among them): the figures the library measures on the same questions,
+    each citation verbatim. The whole set's floors are held in-process (above)."""
+    from chatbot.evaluation import answer_metrics
+
+    lines = (REPO / "evaluation" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[::3]
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = _cli("eval", "--answers", "--json", "--questions", str(subset), "--corpus", str(REPO / "corpus"),
+                  "--index", str(real_settings.index_dir), cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["n"] == 74 and set(report["by_lang"]) == {"fr", "en"}
-    assert report["recall@5"] >= floor["recall@5"] and report["mrr@10"] >= floor["mrr@10"]
+    questions, answers = answered("questions.jsonl")
+    kept = {q.id for q in load_questions(subset)}
+    pairs = [(q, a) for q, a in zip(questions, answers, strict=True) if q.id in kept]
+    expected = answer_metrics([q for q, _ in pairs], [a for _, a in pairs])
+    assert report["n"] == len([q for q, _ in pairs if q.answerable]) > 0 and report["reader"] == "extractive"
     assert report["citation_valid_rate"] == 1.0
-    assert report["abstain_correct"] == 1.0
-    assert report["abstain_false"] <= 0.05
-    assert report["answer_evidence_rate"] >= floor["answer_evidence_rate"]
-    assert report["reader"] == "extractive"
-    assert report["by_kind"]["unanswerable"] == {"answers": 8, "abstain_correct": 1.0}
-    assert report["by_kind"]["number"]["answer_evidence_rate"] >= 0.9
+    assert any(not q.answerable for q, _ in pairs) and report["abstain_correct"] == expected["abstain_correct"]
+    for metric in ("answer_evidence_rate", "abstain_false"):
+        assert report[metric] == expected[metric], metric
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
