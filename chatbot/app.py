@@ -246,11 +246,6 @@ def copy_text(result: Answer) -> str:
     return "\n".join(lines)
 
 
-def render_suggestions(questions: Sequence[str], title: str) -> str:
-    """Clickable questions (the page's script asks the one clicked in the conversation)."""
-    return _render("suggestions.html", questions=list(questions), title=title)
-
-
 def welcome(service: ChatService) -> str:
     """The chat's first message: how it works, and questions to start with once the
     suggestions are built (:mod:`chatbot.suggestions`; never waits for them)."""

@@ -397,19 +397,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         contents = read_log(path)
     except OSError as exc:
         raise UsageError(f"The question log {path} cannot be read: {exc.strerror or exc}.") from exc
+    from chatbot.embedding import SentenceTransformerEmbedder
+
     settings = _settings(args)
     name = args.model or logged_embedder(contents) or settings.model
-    loaded: list[Any] = []
-
-    def embed(texts: list[str]) -> Any:
-        if not loaded:
-            from chatbot.embedding import SentenceTransformerEmbedder
-
-            loaded.append(SentenceTransformerEmbedder(name, batch_size=settings.batch_size))
-        return loaded[0].encode_queries(texts)
-
+    embedder = SentenceTransformerEmbedder(name, batch_size=settings.batch_size)  # loads on first use only
     since = datetime.now(UTC) - timedelta(days=args.days) if args.days else None
-    report = build_report(contents, embed=embed, embedder=name, since=since)
+    report = build_report(contents, embed=embedder.encode_queries, embedder=name, since=since)
     if contents.damaged:
         print(f"note: {contents.damaged} unreadable lines of the log were skipped", file=sys.stderr)
     if report.empty:

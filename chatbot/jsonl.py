@@ -1,4 +1,5 @@
-"""Append-only JSON-lines files that survive a crash: the feedback file and the question log.
+"""Files that survive a crash: append-only JSON lines (the feedback file, the question log),
+and files replaced whole (:func:`replace_file`).
 
 A line is written with one ``os.write`` on a file opened with ``O_APPEND`` (the kernel places
 it whole at the end, even with several writers) and synced to disk before the call returns.
@@ -42,6 +43,26 @@ def append_line(path: Path, line: str, max_bytes: int | None = None) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data`` whole: written to a temporary file beside it (``mode``,
+    less the umask), synced to disk, then renamed over it; a crash leaves the old file or the
+    new one, never a mix.
+
+    Raises:
+        OSError: the file cannot be written (the temporary file is removed).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _last_byte(path: Path, size: int) -> bytes:

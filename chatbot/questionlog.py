@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chatbot.errors import UsageError
-from chatbot.jsonl import append_line, read_objects
+from chatbot.jsonl import append_line, read_objects, replace_file
 
 if TYPE_CHECKING:
     from chatbot.reader.values import Answer
@@ -172,6 +172,7 @@ def gap_text(question: str, history: Sequence[str]) -> str:
     """The text whose vector stands for a declined question: the question, after the earlier
     one when it is a short follow-up («Et en Finlande ?»), as the reader read it."""
     from chatbot.conversation import follow_up_context
+
     return f"{follow_up_context(question, history)} {question}".strip()
 
 
@@ -347,12 +348,8 @@ class QuestionLog:
             if not append_line(self.path, line, self.max_bytes):
                 logger.warning("A question log entry of %d bytes is larger than the cap; not written.", len(line))
 
-    def rotate(self) -> None:
-        """Move the log to ``<name>.1`` (and each older file one step on, the oldest dropped)."""
-        with self._lock:
-            self._rotate_locked()
-
     def _rotate_locked(self) -> None:
+        """Move the log to ``<name>.1`` (and each older file one step on, the oldest dropped)."""
         for n in range(ROTATED, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{n}")
             newer = self.path if n == 1 else self.path.with_name(f"{self.path.name}.{n - 1}")
@@ -381,12 +378,8 @@ class QuestionLog:
             if not kept and file != self.path:
                 file.unlink()
                 continue
-            temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-                out.writelines(line if line.endswith(b"\n") else line + b"\n" for line in kept)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, file)
+            data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in kept)
+            replace_file(file, data, mode=0o600)  # readable by its owner only, as appended
         return removed
 
 

@@ -195,9 +195,7 @@ class Retriever:
         """
         if getattr(self._pins, "generation", None) is not None:
             return run()  # already pinned by an outer run
-        with self._swap_lock:
-            generation = self._current
-            generation.users += 1
+        generation = self._enter()
         try:
             return self._run_on(generation, run)
         except (BackendError, IndexStateError) as exc:
@@ -208,13 +206,17 @@ class Retriever:
             if self._current is generation:
                 raise
             logger.info("The index was replaced while answering (%s); answering again from the new build.", exc)
+        return self._run_on(self._enter(), run)
+
+    def _enter(self) -> _Generation:
+        """The current build, counted among its users (until :meth:`_run_on` ends)."""
         with self._swap_lock:
             generation = self._current
             generation.users += 1
-        return self._run_on(generation, run)
+        return generation
 
     def _run_on(self, generation: _Generation, run: Callable[[], T]) -> T:
-        """``run()`` pinned to ``generation`` (counted among its users by the caller)."""
+        """``run()`` pinned to ``generation`` (entered by :meth:`_enter`)."""
         self._pins.generation = generation
         try:
             return run()

@@ -65,8 +65,9 @@ class ChatService:
     the API (:mod:`chatbot.api`) count against the same limits.
 
     Thread-safe: one lock loads the retriever, one serialises reading (the embedding model),
-    one guards the answers shown (a vote never waits for someone's answer), one the lazy
-    views of the index (articles, passage positions), each built once.
+    one guards the answers shown (a vote never waits for someone's answer); the views of the
+    index (articles, passage positions) are made once per build of it, by the retriever
+    (:meth:`Retriever.derived`).
     """
 
     def __init__(
@@ -93,10 +94,6 @@ class ChatService:
         self._load_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._shown_lock = threading.Lock()
-        self._views_lock = threading.Lock()
-        self._articles: dict[str, IndexedArticle] | None = None
-        self._positions: dict[str, tuple[int, int]] | None = None
-        self._views_of = ""  # the index build these two views were made from
         self._shown: collections.OrderedDict[str, Shown] = collections.OrderedDict()
 
     def warm(self) -> None:
@@ -279,15 +276,13 @@ class ChatService:
 
     def articles(self) -> dict[str, IndexedArticle]:
         """The indexed articles by id, with the text the index was built from (so that the
-        quotes' offsets fall on the quoted words), made once; empty while there is no index."""
-        with self._views_lock:
-            try:
-                if self._views_left_behind() or self._articles is None:
-                    self._articles = self._indexed_articles()
-            except ChatbotError as exc:
-                logger.warning("The articles cannot be shown: %s", exc)
-                return {}
-            return self._articles
+        quotes' offsets fall on the quoted words), made once per build of the index; empty
+        while there is no index."""
+        try:
+            return self.retriever.derived("articles", self._indexed_articles)
+        except ChatbotError as exc:
+            logger.warning("The articles cannot be shown: %s", exc)
+            return {}
 
     def _indexed_articles(self) -> dict[str, IndexedArticle]:
         """The corpus file's text where it is still the indexed one (same content hash), else
@@ -314,23 +309,13 @@ class ChatService:
 
     def passage_of(self, chunk_id: str) -> tuple[int, int]:
         """Where a passage sits in its article: (its number from 1, the article's passages),
-        from the index, counted once."""
-        with self._views_lock:
-            if self._views_left_behind() or self._positions is None:
-                chunks = self.retriever.chunks
-                counts = collections.Counter(c.article_id for c in chunks)
-                self._positions = {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
-            return self._positions.get(chunk_id, (1, 1))
+        from the index, counted once per build of it."""
+        return self.retriever.derived("positions", self._positions).get(chunk_id, (1, 1))
 
-    def _views_left_behind(self) -> bool:
-        """Whether the retriever moved to another build of the index since the views were made
-        (then both are forgotten, made again on demand). The caller holds the views' lock."""
-        generation = self.retriever.generation
-        if generation == self._views_of:
-            return False
-        self._articles = self._positions = None
-        self._views_of = generation
-        return True
+    def _positions(self) -> dict[str, tuple[int, int]]:
+        chunks = self.retriever.chunks
+        counts = collections.Counter(c.article_id for c in chunks)
+        return {c.id: (c.position + 1, counts[c.article_id]) for c in chunks}
 
     @property
     def concurrency(self) -> int:

@@ -259,7 +259,6 @@ def related_to(suggestions: SuggestionSet, result: Answer, asked: Sequence[str])
     elif result.evidence:
         article = result.evidence[0].hit.chunk.article_id
     else:
-        return [s for s in suggestions.starters(result.lang) if _key(s.question) not in {_key(q) for q in asked}][
-            :RELATED
-        ]
+        seen = {_key(q) for q in asked}
+        return [s for s in suggestions.starters(result.lang) if _key(s.question) not in seen][:RELATED]
     return suggestions.related(article, result.lang, [*asked, result.question])

@@ -187,7 +187,7 @@ def test_passage_positions_are_counted_once_however_many_users_ask_at_once(retri
         """A retriever whose passages take a while to list, counting the lists."""
 
         settings = retriever.settings
-        generation = retriever.generation  # the service's views follow the retriever's build
+        derived = retriever.derived  # the service's views are kept per build of the index
         lists = 0
 
         @property

@@ -51,6 +51,7 @@ from chatbot.backends.build import (
 from chatbot.chunking import Chunk
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from chatbot.jsonl import replace_file
 from chatbot.settings import Settings
 
 if TYPE_CHECKING:
@@ -245,14 +246,14 @@ def _write_generation(
     retriever.index((keywords, vocab), show_progress=False)
     retriever.save(str(tmp / BM25_DIR), allow_pickle=False, show_progress=False)
     manifest["files"] = {rel: _file_facts(tmp / rel) for rel in _data_files(tmp)}
-    _write_text(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+    replace_file(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
     _fsync_tree(tmp)
 
 
 def _swap(root: Path, name: str, tmp: Path) -> None:
     """Make the complete generation in ``tmp`` the one in use, then drop the others."""
     os.rename(tmp, root / name)
-    _write_text(root / CURRENT, name + "\n")
+    replace_file(root / CURRENT, f"{name}\n".encode())
     for old in root.iterdir():
         if old.name != name and (old.name.startswith("gen-") or old.name.startswith(".tmp-gen-")):
             shutil.rmtree(old, ignore_errors=True)
@@ -459,15 +460,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_tree(root: Path) -> None:

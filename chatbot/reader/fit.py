@@ -24,6 +24,7 @@ import numpy as np
 
 from chatbot.errors import UsageError
 from chatbot.evaluation import Question, answer_metrics
+from chatbot.jsonl import replace_file
 from chatbot.reader.extractive import (
     FEATURES,
     IDENTITY,
@@ -141,9 +142,7 @@ def save_model(model: ReaderModel, path: Path) -> None:
         except ValueError as exc:
             raise UsageError(f"{path} is not a reader models file ({exc}); choose another --out.") from exc
     models[model.embedder] = model
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(write_models(models.values()), encoding="utf-8")
-    tmp.replace(path)
+    replace_file(path, write_models(models.values()).encode("utf-8"))
 
 
 def _read(question: Question, hits: list[Hit], retriever: Retriever, calibration: Calibration) -> Reading:
